@@ -1,0 +1,110 @@
+"""Profiles: the only thing that differs between a laptop-class machine and a 4xH200 cluster.
+
+Everything else (harness, runner, actors) reads its sizes, images and resources from here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+__all__ = ["PROFILES", "Profile", "get_profile", "repo_root"]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    # Host directory holding the model weights; mounted read-only at /models in every container.
+    model_dir: str
+    # Name the OpenAI API serves the model under; every server in the arena must answer to it.
+    served_model_name: str
+    baseline_image: str
+    # Ray resources the Evaluator actor asks for; a request no node can satisfy pends, which is
+    # what makes the autoscaler start a GPU node.
+    evaluator_num_gpus: int
+    evaluator_resources: dict[str, float]
+    accelerator_type: str | None
+    gpus_per_container: int
+    max_image_bytes: int
+    # Load shape of one measurement.
+    num_prompts: int
+    warmup_requests: int
+    concurrency_levels: tuple[int, ...]
+    input_tokens: int
+    output_tokens: int
+    # Sandbox limits.
+    startup_timeout_s: float
+    request_timeout_s: float
+    memory_limit: str
+    pids_limit: int
+    cpus: float
+    shm_size: str
+
+
+def _local() -> Profile:
+    return Profile(
+        name="local",
+        model_dir=os.environ.get("ARENA_MODEL_DIR", str(repo_root() / ".cache" / "models" / "tiny")),
+        served_model_name="arena-tiny",
+        baseline_image=os.environ.get(
+            "ARENA_BASELINE_IMAGE", "127.0.0.1:5000/arena/baseline:local"
+        ),
+        evaluator_num_gpus=0,
+        evaluator_resources={"arena_eval_slot": 1},
+        accelerator_type=None,
+        gpus_per_container=0,
+        max_image_bytes=20 * 1024**3,
+        num_prompts=16,
+        warmup_requests=2,
+        concurrency_levels=(1, 4),
+        input_tokens=64,
+        output_tokens=32,
+        startup_timeout_s=300.0,
+        request_timeout_s=60.0,
+        memory_limit="6g",
+        pids_limit=512,
+        cpus=2.0,
+        shm_size="1g",
+    )
+
+
+def _sn_h200() -> Profile:
+    return Profile(
+        name="sn-h200",
+        model_dir=os.environ.get("ARENA_MODEL_DIR", "/mnt/models/Qwen2.5-72B-Instruct"),
+        served_model_name="Qwen/Qwen2.5-72B-Instruct",
+        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE", "vllm/vllm-openai@sha256:PINNED"),
+        evaluator_num_gpus=4,
+        evaluator_resources={},
+        accelerator_type="H200",
+        gpus_per_container=4,
+        max_image_bytes=20 * 1024**3,
+        num_prompts=256,
+        warmup_requests=8,
+        concurrency_levels=(1, 32),
+        input_tokens=1024,
+        output_tokens=256,
+        startup_timeout_s=1800.0,
+        request_timeout_s=300.0,
+        memory_limit="512g",
+        pids_limit=4096,
+        cpus=64.0,
+        shm_size="64g",
+    )
+
+
+PROFILES = {"local": _local, "sn-h200": _sn_h200}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]()
+    except KeyError:
+        raise ValueError(
+            f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}"
+        ) from None
