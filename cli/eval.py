@@ -1,6 +1,68 @@
-"""`arena eval --image REF@sha256:...`."""
+"""`arena eval --image REF@sha256:...`: evaluate an image the way the validator would.
+
+By default it submits ``python -m harness.eval`` as a Ray job to a running cluster, reserving
+the profile's evaluation resources (so it queues behind the validator's own evals); ``--local``
+runs it in this process instead, with only Docker needed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.profile import get_profile
+
+_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def eval_image(image: str) -> None:
-    """Evaluate one image locally against the baseline, as the validator would."""
-    raise SystemExit("arena eval is not built yet")
+def eval_image(
+    image: Annotated[str, typer.Option(help="image pinned by digest: REGISTRY/REPO@sha256:<hex>")],
+    profile: Annotated[str, typer.Option(help="profile: local or sn-h200")] = "local",
+    seed: Annotated[str, typer.Option(help="round seed (a block hash); random if unset")] = "",
+    out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
+    local: Annotated[bool, typer.Option(help="run in this process, not as a Ray job")] = False,
+    address: Annotated[str, typer.Option(help="Ray dashboard address")] = "http://127.0.0.1:8265",
+) -> None:
+    """Evaluate one image against the baseline, as the validator would."""
+    args = ["--image", image, "--profile", profile]
+    if seed:
+        args += ["--seed", seed]
+    if out:
+        args += ["--out", str(out.resolve())]
+    if local:
+        from harness.eval import main
+
+        raise typer.Exit(main(args))
+    raise typer.Exit(_submit(address, profile, args))
+
+
+def _submit(address: str, profile_name: str, args: list[str]) -> int:
+    from ray.job_submission import JobSubmissionClient
+
+    profile = get_profile(profile_name)
+    client = JobSubmissionClient(address)
+    entrypoint = shlex.join([sys.executable, "-m", "harness.eval", *args])
+    job_id = client.submit_job(
+        entrypoint=entrypoint,
+        entrypoint_num_gpus=profile.evaluator_num_gpus or None,
+        entrypoint_resources=dict(profile.evaluator_resources) or None,
+    )
+    typer.echo(f"submitted Ray job {job_id} (waiting for an evaluation slot)")
+    printed = 0
+    while True:
+        status = str(client.get_job_status(job_id).value)
+        logs = client.get_job_logs(job_id)
+        sys.stdout.write(logs[printed:])
+        printed = len(logs)
+        if status in _TERMINAL:
+            break
+        time.sleep(1.0)  # polling interval while the job runs
+    info = client.get_job_info(job_id)
+    if status != "SUCCEEDED":
+        typer.echo(f"job {job_id} ended {status}: {info.message}", err=True)
+    return 0 if status == "SUCCEEDED" else 1

@@ -26,6 +26,8 @@ __all__ = [
     "KingCrowned",
     "KingDethroned",
     "KingServing",
+    "LiveChallengeScored",
+    "LiveWeightsComputed",
     "MinerDeregistered",
     "MinerRegistered",
     "OrganicWindow",
@@ -320,3 +322,111 @@ def decode_msgpack(data: bytes) -> list[Event]:
         raise EventDecodeError(f"not a known event: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise EventDecodeError(f"malformed event msgpack: {exc}") from exc
+
+
+# --- rounds (scheduler and crown keeper) -------------------------------------------------------
+
+
+class SubmissionSkipped(Event):
+    """The scheduler will not evaluate this commitment; ``reason`` says why."""
+
+    hotkey: str
+    block: int
+    digest: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.hotkey}@{self.block}"
+
+
+class RoundDue(Event):
+    """The scheduler's clock: round ``round`` may open now, seeded by the hash of chain ``block``.
+
+    Recorded before it is folded, so the submissions a round takes are fixed by the log's order.
+    """
+
+    round: int
+    block: int
+    seed: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.round}@{self.block}"
+
+
+class RoundOpened(Event):
+    """Round ``round`` evaluates ``eval_ids`` (the king's re-measurement among them)."""
+
+    round: int
+    block: int
+    seed: str
+    eval_ids: list[str]
+
+    @property
+    def key(self) -> str:
+        return str(self.round)
+
+
+class RoundDecided(Event):
+    """The crown keeper applied the crown rule to round ``round``; the king after it, if any."""
+
+    round: int
+    king_hotkey: str | None = None
+    king_uid: int = -1
+    king_digest: str = ""
+    king_image: str = ""
+    king_score: float = 0.0
+    king_since_block: int = 0
+    king_submitted_block: int = 0
+
+    @property
+    def key(self) -> str:
+        return str(self.round)
+
+
+# --- live-endpoint mode (miners serve their own endpoints; see live/) -------------------------
+
+
+class LiveChallengeScored(Event):
+    """A validator's verdict on one request it sent to a miner's endpoint.
+
+    ``kind`` is ``synthetic`` (a generated challenge) or ``organic`` (a forwarded user request);
+    ``counted`` says whether it entered the miner's average (the per-window dropout cap), and
+    ``ema`` is the miner's average after it. ``latency_ms`` is -1 when no answer came back.
+    """
+
+    validator: str
+    netuid: int
+    uid: int
+    hotkey: str
+    task: str
+    kind: Literal["synthetic", "organic"]
+    request_id: str
+    window: int
+    correct: bool
+    latency_ms: float
+    score: float
+    ema: float
+    counted: bool
+    error_kind: str = ""
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.request_id
+
+
+class LiveWeightsComputed(Event):
+    """Weights a live-mode validator derived from its miners' averages at chain ``block``."""
+
+    validator: str
+    netuid: int
+    block: int
+    uids: list[int]
+    weights: list[float]
+    scores: dict[str, float]
+
+    @property
+    def key(self) -> str:
+        return f"{self.validator}/{self.netuid}@{self.block}"

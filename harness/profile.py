@@ -5,12 +5,13 @@ Everything else (harness, runner, actors) reads its sizes, images and resources 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import msgspec
 
-__all__ = ["PROFILES", "Profile", "get_profile", "repo_root"]
+__all__ = ["PROFILES", "Profile", "built_image", "get_profile", "repo_root"]
 
 
 def repo_root() -> Path:
@@ -46,14 +47,21 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     shm_size: str
 
 
+def built_image(name: str) -> str:
+    """The pinned reference ``scripts/build_images.sh`` recorded for the local image ``name``."""
+    built = repo_root() / ".cache" / "images.json"
+    refs = json.loads(built.read_text()) if built.exists() else {}
+    return refs.get(name, f"127.0.0.1:5000/arena/{name} (not built: run scripts/build_images.sh)")
+
+
 def _local() -> Profile:
     return Profile(
         name="local",
-        model_dir=os.environ.get("ARENA_MODEL_DIR", str(repo_root() / ".cache" / "models" / "tiny")),
-        served_model_name="arena-tiny",
-        baseline_image=os.environ.get(
-            "ARENA_BASELINE_IMAGE", "127.0.0.1:5000/arena/baseline:local"
+        model_dir=os.environ.get(
+            "ARENA_MODEL_DIR", str(repo_root() / ".cache" / "models" / "tiny")
         ),
+        served_model_name="arena-tiny",
+        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE") or built_image("baseline"),
         evaluator_num_gpus=0,
         evaluator_resources={"arena_eval_slot": 1},
         accelerator_type=None,

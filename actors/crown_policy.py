@@ -1,0 +1,208 @@
+"""The crown keeper's decisions as a deterministic fold over its input events.
+
+Inputs are what others wrote: rounds and evals from the scheduler, verdicts from the evaluators,
+registrations from the chain watcher. The crown keeper never reads back its own KingCrowned,
+CrownDefended, KingDethroned or RoundDecided: it re-derives them, so a restart decides nothing
+twice and nothing differently (the log drops duplicate keys).
+
+A round is decided once every eval it listed has a verdict:
+1. The king's re-measurement: a ``fail`` dethrones the king; a ``pass`` refreshes its score; an
+   ``error`` (the validator's own trouble) keeps the king at its last score.
+2. The best passing challenger (score, then earliest commit) meets the crown rule of
+   ``harness.crown.decide``: beat the noise and the king's decaying margin, ties to the
+   incumbent. The other passing challengers are defended against.
+3. ``RoundDecided`` names the king after the round, for the scheduler's next re-measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from events.types import (
+    CrownDefended,
+    EvalFinished,
+    EvalQueued,
+    Event,
+    KingCrowned,
+    KingDethroned,
+    MinerDeregistered,
+    MinerRegistered,
+    RoundDecided,
+    RoundOpened,
+    SubmissionCommitted,
+)
+from harness.crown import decide
+
+__all__ = ["INPUT_TYPES", "CrownState", "King", "fold_crown"]
+
+INPUT_TYPES: tuple[type[Event], ...] = (
+    MinerRegistered,
+    MinerDeregistered,
+    SubmissionCommitted,
+    RoundOpened,
+    EvalQueued,
+    EvalFinished,
+)
+
+
+@dataclass(frozen=True)
+class King:
+    hotkey: str
+    uid: int
+    digest: str
+    image: str
+    score: float
+    since_block: int
+    submitted_block: int
+    eval_id: str
+
+
+@dataclass
+class CrownState:
+    uids: dict[str, int] = field(default_factory=dict)
+    king: King | None = None
+    rounds: dict[int, RoundOpened] = field(default_factory=dict)
+    queued: dict[str, EvalQueued] = field(default_factory=dict)
+    finished: dict[str, EvalFinished] = field(default_factory=dict)
+    decided: set[int] = field(default_factory=set)
+
+    def apply(self, event: Event) -> list[Event]:
+        """Fold one input event; return the decisions it causes (possibly none)."""
+        match event:
+            case MinerRegistered() | SubmissionCommitted():
+                self.uids[event.hotkey] = event.uid
+            case MinerDeregistered():
+                return self._on_deregistered(event)
+            case RoundOpened():
+                self.rounds[event.round] = event
+                return self._decide_ready()
+            case EvalQueued():
+                self.queued[event.eval_id] = event
+                return self._decide_ready()
+            case EvalFinished():
+                self.finished[event.eval_id] = event
+                return self._decide_ready()
+        return []
+
+    def _on_deregistered(self, d: MinerDeregistered) -> list[Event]:
+        if self.uids.get(d.hotkey) == d.uid:
+            del self.uids[d.hotkey]
+        king = self.king
+        if king is None or king.hotkey != d.hotkey:
+            return []
+        self.king = None
+        return [
+            KingDethroned(
+                hotkey=king.hotkey,
+                digest=king.digest,
+                eval_id=f"deregistered:{d.hotkey}@{d.block}",
+                reason=f"king deregistered at block {d.block}",
+            )
+        ]
+
+    def _decide_ready(self) -> list[Event]:
+        out: list[Event] = []
+        for number in sorted(self.rounds):
+            opened = self.rounds[number]
+            if number in self.decided or not self._complete(opened):
+                continue
+            out += self._decide(opened)
+            self.decided.add(number)
+        return out
+
+    def _complete(self, opened: RoundOpened) -> bool:
+        return all(e in self.queued and e in self.finished for e in opened.eval_ids)
+
+    def _decide(self, opened: RoundOpened) -> list[Event]:
+        out: list[Event] = []
+        challengers: list[tuple[EvalQueued, EvalFinished]] = []
+        for eval_id in opened.eval_ids:
+            q, f = self.queued[eval_id], self.finished[eval_id]
+            if q.role == "king":
+                out += self._remeasured(q, f)
+            elif f.verdict == "pass":
+                challengers.append((q, f))
+        challengers.sort(key=lambda qf: (-qf[1].score, qf[0].submitted_block, qf[0].hotkey))
+        for q, f in challengers:
+            out += self._challenge(opened, q, f)
+        k = self.king
+        out.append(
+            RoundDecided(round=opened.round)
+            if k is None
+            else RoundDecided(
+                round=opened.round,
+                king_hotkey=k.hotkey,
+                king_uid=k.uid,
+                king_digest=k.digest,
+                king_image=k.image,
+                king_score=k.score,
+                king_since_block=k.since_block,
+                king_submitted_block=k.submitted_block,
+            )
+        )
+        return out
+
+    def _remeasured(self, q: EvalQueued, f: EvalFinished) -> list[Event]:
+        king = self.king
+        if king is None or king.digest != q.digest:
+            return []  # dethroned between the round's opening and its end
+        if f.verdict == "pass":
+            self.king = replace(king, score=f.score)
+            return []
+        if f.verdict == "error":
+            return []
+        self.king = None
+        return [
+            KingDethroned(
+                hotkey=king.hotkey,
+                digest=king.digest,
+                eval_id=f.eval_id,
+                reason=f"failed its re-measurement: {f.reason}",
+            )
+        ]
+
+    def _challenge(self, opened: RoundOpened, q: EvalQueued, f: EvalFinished) -> list[Event]:
+        king = self.king
+        decision = decide(
+            challenger_score=f.score,
+            challenger_passed=True,
+            noise=f.noise,
+            king_score=None if king is None else king.score,
+            king_age_blocks=0 if king is None else max(0, opened.block - king.since_block),
+        )
+        if decision.outcome != "crowned":
+            if king is None:
+                return []
+            return [
+                CrownDefended(hotkey=king.hotkey, score=king.score, challenger_eval_id=f.eval_id)
+            ]
+        self.king = King(
+            hotkey=q.hotkey,
+            uid=self.uids.get(q.hotkey, -1),
+            digest=q.digest,
+            image=q.image,
+            score=f.score,
+            since_block=opened.block,
+            submitted_block=q.submitted_block,
+            eval_id=f.eval_id,
+        )
+        return [
+            KingCrowned(
+                hotkey=q.hotkey,
+                digest=q.digest,
+                image=q.image,
+                score=f.score,
+                block=opened.block,
+                eval_id=f.eval_id,
+                previous_hotkey=None if king is None else king.hotkey,
+            )
+        ]
+
+
+def fold_crown(events: list[Event]) -> tuple[CrownState, list[Event]]:
+    """Fold a whole history; return the state and every decision made along the way."""
+    state = CrownState()
+    out: list[Event] = []
+    for e in events:
+        out += state.apply(e)
+    return state, out

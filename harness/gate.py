@@ -1,0 +1,308 @@
+"""Correctness gate: is the challenger serving the pinned model, honestly streamed?
+
+The gate never trusts what the challenger says about itself. The challenger's streamed token
+ids are re-scored by the baseline vLLM by teacher forcing: the chat-templated prompt followed by
+the challenger's tokens is sent as one prompt to ``/v1/completions`` with ``prompt_logprobs``,
+which returns, at every position, the baseline's logprob of the challenger's token and of the
+baseline's own argmax. Checks, in order (the first that fails names the verdict):
+
+1. every request succeeded (else ``malformed_stream`` / ``hang`` / ``request_failed``);
+2. output length equals the baseline's (``truncated``) and no more than asked (``too_many_tokens``);
+3. tokens were streamed, not buffered and flushed at once (``buffered_stream``);
+4. the token ids decode to the streamed text (``text_mismatch``);
+5. each token's logprob is within ``ARGMAX_LOGPROB_TOLERANCE`` of the argmax (``off_distribution``);
+6. reported logprobs agree with the re-scored ones (``fabricated_logprobs``);
+7. outputs share at least ``EXACT_MATCH_FLOOR`` of the baseline's greedy tokens as a common
+   prefix, on average (``exact_match_floor``).
+
+``check`` raises ``RescoreError`` only when the *baseline* failed a request or cannot re-score
+(a validator fault: measure the baseline again rather than fail the challenger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+import msgspec
+
+from harness.loadgen import RequestResult
+from harness.profile import Profile
+from harness.prompts import Prompt
+from harness.sse import StreamReason
+
+if TYPE_CHECKING:
+    from harness.measure import Measurement
+
+__all__ = ["GateReason", "GateVerdict", "RescoreError", "check"]
+
+# Tolerances, from measured honest-engine divergence on the local tiny model (vLLM CPU, fp32,
+# eager vs compiled, across restarts, concurrency 1 vs 4: bench/harness_fidelity.py --gate):
+# greedy tokens were identical and every token's logprob gap to the argmax was 0; reported vs
+# re-scored logprobs differed by at most ~1e-5. Garbage tokens from this model sit 5+ nats
+# below the argmax. The tolerances leave room for bf16 GPU kernels (near-ties of ~0.1 nats) yet
+# stay far below what a wrong token costs.
+ARGMAX_LOGPROB_TOLERANCE = 0.5  # nats below the re-scored argmax a streamed token may be
+REPORTED_LOGPROB_TOLERANCE = 0.5  # nats a reported logprob may differ from the re-scored one
+# Mean common-prefix share with the baseline's greedy output; honest engines measured 1.0.
+EXACT_MATCH_FLOOR = 0.5
+# Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose tokens all arrived within
+# BUFFER_SPREAD_SHARE of its latency was flushed at once. Honest vLLM on 2 busy cores still
+# spread its tokens over >50% of the latency (it coalesces tokens when the client lags, but
+# sends the first token alone, right after prefill); a buffering proxy spreads them over ~0%.
+# The gate fails when most challenger answers were flushed and almost no baseline answer was.
+BUFFER_MIN_TOKENS = 4
+BUFFER_SPREAD_SHARE = 0.02
+BUFFER_CHALLENGER_SHARE = 0.5
+BUFFER_BASELINE_SHARE = 0.1
+RESCORE_CONCURRENCY = 4
+
+GateReason = Literal[
+    "ok",
+    "request_failed",
+    "malformed_stream",
+    "hang",
+    "truncated",
+    "too_many_tokens",
+    "buffered_stream",
+    "text_mismatch",
+    "off_distribution",
+    "fabricated_logprobs",
+    "exact_match_floor",
+]
+
+_STREAM_REASONS: frozenset[str] = frozenset(StreamReason.__args__) | {"empty"}
+
+
+class GateVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    passed: bool
+    reason: GateReason
+    details: str
+    max_argmax_gap: float = 0.0
+    max_reported_gap: float = 0.0
+    exact_match: float = 0.0
+
+
+class RescoreError(RuntimeError):
+    """The baseline failed (to answer, or to re-score): the verdict is unknown, not failed."""
+
+
+def _fail(reason: GateReason, details: str, **extra: float) -> GateVerdict:
+    return GateVerdict(passed=False, reason=reason, details=details, **extra)
+
+
+def _pairs(baseline: Measurement, challenger: Measurement):
+    """(concurrency, prompt, baseline result, challenger result) for every request measured."""
+    for level in challenger.levels:
+        base_level = baseline.level(level.concurrency)
+        for prompt, base, chal in zip(
+            challenger.prompts, base_level.results, level.results, strict=True
+        ):
+            yield level.concurrency, prompt, base, chal
+
+
+def _failure_verdict(pairs) -> GateVerdict | None:
+    for concurrency, prompt, _, chal in pairs:
+        if chal.success:
+            continue
+        where = f"prompt {prompt.index} at concurrency {concurrency}: {chal.error}"
+        code = chal.error_code
+        if code in _STREAM_REASONS:
+            return _fail("malformed_stream", where)
+        if code in ("stall", "timeout"):
+            return _fail("hang", where)
+        return _fail("request_failed", where)
+    return None
+
+
+def _length_verdict(pairs) -> GateVerdict | None:
+    for concurrency, prompt, base, chal in pairs:
+        where = f"prompt {prompt.index} at concurrency {concurrency}"
+        if chal.output_len > prompt.output_tokens:
+            return _fail(
+                "too_many_tokens",
+                f"{where}: {chal.output_len} tokens, max_tokens was {prompt.output_tokens}",
+            )
+        if base.success and chal.output_len < base.output_len:
+            return _fail(
+                "truncated", f"{where}: {chal.output_len} tokens, baseline {base.output_len}"
+            )
+    return None
+
+
+def _flushed(result: RequestResult) -> bool:
+    return result.latency - result.ttft <= BUFFER_SPREAD_SHARE * result.latency
+
+
+def _buffer_verdict(pairs) -> GateVerdict | None:
+    long = [(b, c) for _, _, b, c in pairs if c.output_len >= BUFFER_MIN_TOKENS and b.success]
+    if not long:
+        return None
+    chal = statistics.fmean(_flushed(c) for _, c in long)
+    base = statistics.fmean(_flushed(b) for b, _ in long)
+    if chal > BUFFER_CHALLENGER_SHARE and base < BUFFER_BASELINE_SHARE:
+        return _fail(
+            "buffered_stream",
+            f"{chal:.0%} of answers arrived all at once (baseline {base:.0%}): "
+            "tokens must be streamed as they are generated",
+        )
+    return None
+
+
+def _exact_match(pairs) -> float:
+    shares = []
+    for _, _, base, chal in pairs:
+        if not base.success or not base.token_ids:
+            continue
+        prefix = 0
+        for a, b in zip(base.token_ids, chal.token_ids, strict=False):
+            if a != b:
+                break
+            prefix += 1
+        shares.append(prefix / base.output_len)
+    return statistics.fmean(shares) if shares else 0.0
+
+
+class _Rescorer:
+    """Talks to the baseline vLLM: chat template, detokenize, teacher-forced prompt logprobs."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, model: str) -> None:
+        self._client = client
+        self._url = url.rstrip("/")
+        self._model = model
+        self._prompt_ids: dict[int, list[int]] = {}
+
+    async def _post(self, path: str, body: dict) -> dict:
+        try:
+            response = await self._client.post(self._url + path, json=body)
+        except httpx.HTTPError as exc:
+            raise RescoreError(f"baseline {self._url}{path} unreachable: {exc!r}") from exc
+        if response.status_code != 200:
+            raise RescoreError(
+                f"baseline {self._url}{path} answered {response.status_code}: "
+                f"{response.text[:300]}; is it a vLLM OpenAI server?"
+            )
+        return response.json()
+
+    async def prompt_ids(self, prompt: Prompt) -> list[int]:
+        if prompt.index not in self._prompt_ids:
+            body = {
+                "model": self._model,
+                "messages": [{"role": "user", "content": prompt.text}],
+                "add_generation_prompt": True,
+            }
+            self._prompt_ids[prompt.index] = (await self._post("/tokenize", body))["tokens"]
+        return self._prompt_ids[prompt.index]
+
+    async def detokenize(self, token_ids: list[int]) -> str:
+        body = {"model": self._model, "tokens": token_ids}
+        return (await self._post("/detokenize", body))["prompt"]
+
+    async def rescore(self, prompt: Prompt, token_ids: list[int]) -> list[tuple[float, float]]:
+        """(logprob of each given token, logprob of the argmax) at each output position."""
+        prefix = await self.prompt_ids(prompt)
+        body = {
+            "model": self._model,
+            "prompt": prefix + token_ids,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "prompt_logprobs": 1,
+        }
+        entries = (await self._post("/v1/completions", body))["choices"][0]["prompt_logprobs"]
+        scored = []
+        for token_id, entry in zip(token_ids, entries[len(prefix) :], strict=True):
+            token_lp = entry[str(token_id)]["logprob"]
+            argmax_lp = max(candidate["logprob"] for candidate in entry.values())
+            scored.append((token_lp, argmax_lp))
+        return scored
+
+
+async def _judge_tokens(rescorer: _Rescorer, pairs) -> GateVerdict:
+    semaphore = asyncio.Semaphore(RESCORE_CONCURRENCY)
+
+    async def judge(concurrency: int, prompt: Prompt, chal: RequestResult):
+        async with semaphore:
+            text = await rescorer.detokenize(chal.token_ids)
+            scored = await rescorer.rescore(prompt, chal.token_ids)
+        return concurrency, prompt, chal, text, scored
+
+    judged = await asyncio.gather(*(judge(c, p, ch) for c, p, _, ch in pairs))
+    max_argmax_gap = max_reported_gap = 0.0
+    for concurrency, prompt, chal, text, scored in judged:
+        where = f"prompt {prompt.index} at concurrency {concurrency}"
+        if text != chal.text:
+            return _fail(
+                "text_mismatch",
+                f"{where}: streamed text {chal.text[:60]!r} but its token ids decode to "
+                f"{text[:60]!r}",
+            )
+        for position, ((token_lp, argmax_lp), reported) in enumerate(
+            zip(scored, chal.logprobs, strict=True)
+        ):
+            argmax_gap = argmax_lp - token_lp
+            reported_gap = abs(reported - token_lp)
+            max_argmax_gap = max(max_argmax_gap, argmax_gap)
+            max_reported_gap = max(max_reported_gap, reported_gap)
+            if argmax_gap > ARGMAX_LOGPROB_TOLERANCE:
+                return _fail(
+                    "off_distribution",
+                    f"{where}, token {position}: {argmax_gap:.3f} nats below the baseline's "
+                    f"argmax (tolerance {ARGMAX_LOGPROB_TOLERANCE})",
+                    max_argmax_gap=argmax_gap,
+                )
+            if reported_gap > REPORTED_LOGPROB_TOLERANCE:
+                return _fail(
+                    "fabricated_logprobs",
+                    f"{where}, token {position}: reported logprob {reported:.3f}, baseline "
+                    f"re-scored {token_lp:.3f} (tolerance {REPORTED_LOGPROB_TOLERANCE})",
+                    max_reported_gap=reported_gap,
+                )
+    return GateVerdict(
+        passed=True,
+        reason="ok",
+        details="",
+        max_argmax_gap=max_argmax_gap,
+        max_reported_gap=max_reported_gap,
+    )
+
+
+async def check(
+    baseline: Measurement,
+    challenger: Measurement,
+    *,
+    rescore_url: str,
+    profile: Profile,
+) -> GateVerdict:
+    """Judge ``challenger`` against ``baseline`` (same seed); ``rescore_url`` is a live baseline."""
+    if challenger.prompts != baseline.prompts:
+        raise ValueError("baseline and challenger were measured on different prompts (seeds)")
+    pairs = list(_pairs(baseline, challenger))
+    for concurrency, prompt, base, _ in pairs:
+        if not base.success:
+            raise RescoreError(
+                f"the baseline failed prompt {prompt.index} at concurrency {concurrency}: "
+                f"{base.error}; measure it again before judging a challenger"
+            )
+    for rule in (_failure_verdict, _length_verdict, _buffer_verdict):
+        verdict = rule(pairs)
+        if verdict is not None:
+            return verdict
+    timeout = httpx.Timeout(profile.request_timeout_s)
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        rescorer = _Rescorer(client, rescore_url, profile.served_model_name)
+        verdict = await _judge_tokens(rescorer, pairs)
+    if not verdict.passed:
+        return verdict
+    exact_match = _exact_match(pairs)
+    if exact_match < EXACT_MATCH_FLOOR:
+        return _fail(
+            "exact_match_floor",
+            f"outputs share {exact_match:.0%} of the baseline's greedy tokens as a common prefix "
+            f"(floor {EXACT_MATCH_FLOOR:.0%})",
+            exact_match=exact_match,
+            max_argmax_gap=verdict.max_argmax_gap,
+            max_reported_gap=verdict.max_reported_gap,
+        )
+    return msgspec.structs.replace(verdict, exact_match=exact_match)

@@ -1,0 +1,367 @@
+"""The organic-request gateway: OpenAI-compatible chat completions, forwarded to the king.
+
+Run it with Ray Serve (the builder takes the config as ``key=value`` arguments)::
+
+    serve run --non-blocking serve_apps.gateway:build_app \\
+        reference_endpoint=http://127.0.0.1:8000 keys_file=/srv/arena/keys.json port=8080
+
+Serving path: each replica serves the ASGI app on its own uvicorn listener bound to the configured
+host (127.0.0.1 unless told otherwise) instead of behind Serve's HTTP proxy. Serve still places,
+health-checks and restarts the replicas; requests skip the proxy hop, which on these machines added
+12-20 ms to time-to-first-byte (see ``bench/gateway.py`` for the numbers that chose this path).
+
+No ``from __future__ import annotations`` here: Ray Serve inspects this module's signatures.
+"""
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import msgspec
+from ray import serve
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from actors.log_client import LogClient
+from events.client import BaseLogClient
+from events.log import type_name
+from events.types import Event, KingDethroned, KingServing
+from harness.profile import get_profile
+from serve_apps.keys import ApiKey, KeyRing, default_keys_path
+from serve_apps.listener import Listener
+from serve_apps.openai_schema import ApiError, error_body, openapi_document, parse_chat_request
+from serve_apps.proxy import Usage, open_upstream, relay_stream, request_usage, usage_of_completion
+from serve_apps.ratelimit import RateLimiter, retry_after_header
+from serve_apps.upstreams import Upstreams
+from serve_apps.usage import UsageWindows, unix_minute
+
+__all__ = [
+    "GatewayConfig",
+    "GatewayServer",
+    "build_app",
+    "create_app",
+    "serve_gateway",
+]
+
+logger = logging.getLogger(__name__)
+_KING_TYPES = [type_name(KingServing), type_name(KingDethroned)]
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
+    reference_endpoint: str
+    keys_file: str
+    served_model_name: str = "arena-tiny"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1 << 20
+    connect_timeout_s: float = 2.0
+    request_timeout_s: float = 300.0
+    # How long a king that failed is skipped before it is tried again.
+    king_cooldown_s: float = 10.0
+    # Pause before asking the event log again after it failed.
+    king_poll_s: float = 1.0
+    usage_flush_s: float = 5.0
+    # Follow the king and record usage through the ``arena.event_log`` actor. Without the log,
+    # every request goes to the reference miner and usage is not recorded.
+    event_log: bool = True
+
+
+def _error_response(error: ApiError) -> Response:
+    return Response(
+        error.body(), error.status, headers=error.headers, media_type="application/json"
+    )
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "missing API key: send 'Authorization: Bearer sk-arena-...'",
+            code="invalid_api_key",
+        )
+    return token.strip()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ApiError(
+        413, f"request body is larger than {limit} bytes", code="request_too_large"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise too_large
+        parts.append(part)
+    return b"".join(parts)
+
+
+class _Gateway:
+    """Request handling state for one replica: keys, limits, upstream choice, usage."""
+
+    def __init__(self, config: GatewayConfig, log: BaseLogClient | None) -> None:
+        self.config = config
+        self.log = log
+        self.keys = KeyRing(Path(config.keys_file))
+        self.limiter = RateLimiter()
+        self.upstreams = Upstreams(config.reference_endpoint, config.king_cooldown_s)
+        self.usage = UsageWindows()
+        self._unsent: list[Event] = []
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+        )
+        self.models = {
+            "object": "list",
+            "data": [
+                {
+                    "id": config.served_model_name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "arena",
+                }
+            ],
+        }
+
+    def authorize(self, request: Request) -> ApiKey:
+        key = self.keys.lookup(_bearer(request))
+        if key is None:
+            raise ApiError(401, "unknown or revoked API key", code="invalid_api_key")
+        wait = self.limiter.check(key.key_id, key.rate_per_s, key.burst, time.monotonic())
+        if wait > 0:
+            raise ApiError(
+                429,
+                f"rate limit of {key.rate_per_s:g} requests/s (burst {key.burst}) exceeded "
+                f"for {key.key_id}; retry after {wait:.2f}s",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        return key
+
+    def record(self, key: ApiKey, endpoint: str, usage: Usage, error: bool) -> None:
+        self.usage.record(
+            key_id=key.key_id,
+            minute=unix_minute(time.time()),
+            upstream=endpoint,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            error=error,
+        )
+
+    async def chat_completions(self, request: Request) -> Response:
+        key = self.authorize(request)
+        body = await _read_body(request, self.config.max_body_bytes)
+        chat = parse_chat_request(body)
+        if chat.model != self.config.served_model_name:
+            raise ApiError(
+                404,
+                f"model {chat.model!r} is not served here; use {self.config.served_model_name!r}",
+                param="model",
+                code="model_not_found",
+            )
+        client_wants_usage = chat.stream_options is not None and chat.stream_options.include_usage
+        if chat.stream and not client_wants_usage:
+            body = request_usage(body)
+        try:
+            endpoint, upstream = await open_upstream(self.client, self.upstreams, body)
+        except ApiError:
+            self.record(key, "", Usage(), error=True)
+            raise
+        self.upstreams.mark_up(endpoint)
+        headers = {
+            "content-type": upstream.headers.get("content-type", "application/json"),
+            # Which kind of server answered (never its address): lets clients and tests see
+            # failover happen.
+            "x-arena-upstream": "reference" if endpoint == self.upstreams.reference else "king",
+        }
+        if not chat.stream or upstream.status_code != 200:
+            try:
+                content = await upstream.aread()
+            except httpx.HTTPError as exc:
+                self.upstreams.mark_down(endpoint, time.monotonic())
+                self.record(key, endpoint, Usage(), error=True)
+                raise ApiError(
+                    502,
+                    f"the upstream server failed mid-response ({type(exc).__name__}); retry",
+                    type="server_error",
+                    code="upstream_failed",
+                ) from None
+            finally:
+                await upstream.aclose()
+            ok = upstream.status_code == 200
+            usage = usage_of_completion(content) if ok else Usage()
+            self.record(key, endpoint, usage, error=not ok)
+            return Response(content, upstream.status_code, headers=headers)
+        stream = relay_stream(
+            upstream,
+            keep_usage_chunk=client_wants_usage,
+            on_upstream_failure=lambda: self.upstreams.mark_down(endpoint, time.monotonic()),
+            on_done=lambda usage, failed: self.record(key, endpoint, usage, failed),
+        )
+        return StreamingResponse(stream, 200, headers=headers)
+
+    async def list_models(self, request: Request) -> Response:
+        self.authorize(request)
+        return JSONResponse(self.models)
+
+    async def follow_king(self) -> None:
+        """Keep the upstream choice on the latest ``KingServing``; a dethroned king is dropped."""
+        assert self.log is not None
+        after, serving = 0, None
+        while True:
+            try:
+                records = await self.log.wait_for(after, _KING_TYPES, timeout_s=30.0)
+            except Exception:
+                logger.exception("following the king in the event log failed; retrying")
+                await asyncio.sleep(self.config.king_poll_s)
+                continue
+            for record in records:
+                event = record.event
+                if isinstance(event, KingServing):
+                    serving = event
+                elif isinstance(event, KingDethroned) and serving is not None:
+                    serving = None if event.hotkey == serving.hotkey else serving
+            if records:
+                after = records[-1].seq
+                self.upstreams.set_king(serving.endpoint if serving else None)
+
+    async def flush_usage(self, everything: bool = False) -> None:
+        """Append finished minutes (all minutes when ``everything``); keep them if the log fails."""
+        assert self.log is not None
+        before = None if everything else unix_minute(time.time())
+        self._unsent.extend(self.usage.drain(before))
+        if not self._unsent:
+            return
+        try:
+            await self.log.append_async(self._unsent)
+            self._unsent = []
+        except Exception:
+            logger.exception("appending %d usage windows failed; will retry", len(self._unsent))
+
+    async def flush_usage_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.usage_flush_s)
+            await self.flush_usage()
+
+
+def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starlette:
+    """The gateway as a plain ASGI app (what each Serve replica serves, and what tests run)."""
+    gateway = _Gateway(config, log)
+    openapi = openapi_document(config.served_model_name)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tasks = []
+        if log is not None:
+            tasks = [
+                asyncio.create_task(gateway.follow_king()),
+                asyncio.create_task(gateway.flush_usage_forever()),
+            ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if log is not None:
+                await gateway.flush_usage(everything=True)
+            await gateway.client.aclose()
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _error_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return Response(
+            error_body(str(exc.detail), type=error_type),
+            exc.status_code,
+            headers=exc.headers,
+            media_type="application/json",
+        )
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        logger.exception("gateway bug while handling %s", request.url.path, exc_info=exc)
+        return Response(
+            error_body("internal gateway error", type="server_error"),
+            500,
+            media_type="application/json",
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
+            Route("/v1/models", gateway.list_models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+        ],
+        exception_handlers={ApiError: api_error, HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+@serve.deployment(
+    num_replicas=1,
+    max_ongoing_requests=1024,
+    health_check_period_s=5,
+    ray_actor_options={"num_cpus": 0},
+)
+class GatewayServer:
+    """A Serve replica that serves the gateway on its own listener (see the module docstring)."""
+
+    async def __init__(self, config: GatewayConfig) -> None:
+        log = LogClient() if config.event_log else None
+        self._listener = Listener(create_app(config, log), config.host, config.port)
+        await self._listener.start()
+
+    async def check_health(self) -> None:
+        self._listener.check()
+
+    async def __del__(self) -> None:
+        # Stops accepting, lets in-flight streams finish, then flushes the usage windows.
+        await self._listener.stop()
+
+
+def build_app(args: dict[str, str]) -> serve.Application:
+    """Serve builder; ``args`` are GatewayConfig fields as strings, plus ``profile``.
+
+    ``reference_endpoint`` is required; ``keys_file`` defaults to ``arena keys``' default file,
+    ``served_model_name`` to the profile's.
+    """
+    args = dict(args)
+    profile = get_profile(args.pop("profile", os.environ.get("ARENA_PROFILE", "local")))
+    args.setdefault("served_model_name", profile.served_model_name)
+    args.setdefault("keys_file", str(default_keys_path()))
+    try:
+        config = msgspec.convert(args, GatewayConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(
+            f"bad gateway arguments: {exc}; give reference_endpoint=URL and optional "
+            f"{', '.join(GatewayConfig.__struct_fields__[1:])}"
+        ) from None
+    return serve_gateway(config)
+
+
+def serve_gateway(config: GatewayConfig) -> serve.Application:
+    return GatewayServer.bind(config)

@@ -1,0 +1,73 @@
+"""Fixtures for the sandbox tests: the built images, a small profile, a leftover check."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import msgspec
+import pytest
+
+from harness.profile import Profile, get_profile, repo_root
+from harness.runner import LABEL
+
+IMAGES_JSON = repo_root() / ".cache" / "images.json"
+
+
+@pytest.fixture(scope="session")
+def built_images(docker_client: docker.DockerClient, registry_addr: str) -> dict[str, str]:
+    """name -> pinned reference of every image ``scripts/build_images.sh`` builds.
+
+    The script skips images whose inputs did not change, so after the first build this is fast.
+    """
+    script = repo_root() / "scripts" / "build_images.sh"
+    env = {**os.environ, "ARENA_REGISTRY": registry_addr}
+    result = subprocess.run([str(script)], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/build_images.sh failed:\n{result.stdout[-3000:]}{result.stderr}")
+    return json.loads(IMAGES_JSON.read_text())
+
+
+@pytest.fixture(scope="session")
+def sandbox_profile(tiny_model_dir: Path, built_images: dict[str, str]) -> Profile:
+    """The local profile, shrunk so each measurement takes seconds."""
+    return msgspec.structs.replace(
+        get_profile("local"),
+        model_dir=str(tiny_model_dir),
+        baseline_image=built_images["baseline"],
+        num_prompts=4,
+        warmup_requests=1,
+        concurrency_levels=(1, 2),
+        input_tokens=32,
+        output_tokens=16,
+        startup_timeout_s=240.0,
+        request_timeout_s=30.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def adversary_profile(sandbox_profile: Profile) -> Profile:
+    """Tight limits, so the fork bomb, the memory eater and the sleeper are stopped quickly."""
+    return msgspec.structs.replace(
+        sandbox_profile,
+        startup_timeout_s=15.0,
+        memory_limit="256m",
+        pids_limit=64,
+        cpus=1.0,
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind(docker_client: docker.DockerClient) -> Iterator[None]:
+    """After the whole suite, no sandbox container or network may remain."""
+    yield
+    containers = docker_client.containers.list(all=True, filters={"label": LABEL})
+    networks = docker_client.networks.list(filters={"label": LABEL})
+    assert not containers and not networks, (
+        f"left behind: containers {[c.name for c in containers]}, "
+        f"networks {[n.name for n in networks]}"
+    )

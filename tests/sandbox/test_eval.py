@@ -1,0 +1,44 @@
+"""Full evaluations (B, C, B', gate, score) of honest miners, after the adversaries ran.
+
+These run real vLLM CPU containers: the baseline twice and the challenger once per eval.
+"""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from harness.eval import evaluate
+from harness.profile import Profile
+
+pytestmark = [pytest.mark.docker, pytest.mark.vllm]
+
+SEED = "0x" + "ab" * 32
+
+
+def test_reference_miner_passes_with_a_score_within_noise(
+    sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
+) -> None:
+    report = evaluate(docker_client, built_images["miner-ref"], sandbox_profile, SEED)
+    assert report.verdict == "pass", f"{report.reason}: {report.detail}"
+    assert report.reason == "ok"
+    assert report.metrics["exact_match"] == 1.0
+    # The reference miner is the baseline engine: whatever it scores is measurement noise.
+    assert report.score <= 2 * report.noise + 0.05, report
+
+
+def test_fast_miner_scores_above_zero(
+    sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
+) -> None:
+    report = evaluate(docker_client, built_images["miner-fast"], sandbox_profile, SEED)
+    assert report.verdict == "pass", f"{report.reason}: {report.detail}"
+    assert report.score > 0, report
+
+
+def test_a_disqualified_challenger_ends_the_eval_as_fail(
+    sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
+) -> None:
+    report = evaluate(docker_client, built_images["adv-crash"], sandbox_profile, SEED)
+    assert (report.verdict, report.reason) == ("fail", "crash")
+    assert report.baseline_before, "the baseline was measured before the challenger"
+    assert "adversary crash" in report.logs["challenger"]

@@ -1,0 +1,51 @@
+"""The Evaluator actor, on the session's Ray and event log, as the scheduler drives it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from actors.evaluator import start_evaluator
+from actors.log_client import LogClient
+from events.types import BaselineMeasured, EvalFinished, EvalQueued, EvalStarted, encode_msgpack
+from harness.profile import get_profile
+
+pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.ray]
+
+
+def test_evaluator_logs_started_baseline_and_finished(
+    event_log_actor, built_images: dict[str, str], tiny_model_dir: Path
+) -> None:
+    import ray
+
+    image, digest = built_images["adv-crash"].split("@")
+    queued = EvalQueued(
+        eval_id=f"test-evaluator-{secrets.token_hex(4)}",
+        hotkey="5HotkeyOfATestMiner",
+        image=image,
+        digest=digest,
+        role="challenger",
+        submitted_block=7,
+        round_seed="0x" + "cd" * 32,
+    )
+    env = {"DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")}
+    evaluator = start_evaluator(get_profile("local"), runtime_env={"env_vars": env})
+    try:
+        ray.get(evaluator.evaluate.remote(encode_msgpack([queued])), timeout=900)
+    finally:
+        ray.kill(evaluator)
+    types = (EvalStarted, BaselineMeasured, EvalFinished)
+    mine = [
+        r.event
+        for r in LogClient().replay(types=[t.__name__ for t in types])
+        if r.event.eval_id == queued.eval_id
+    ]
+    assert [type(e) for e in mine] == list(types)
+    started, baseline, finished = mine
+    assert started.attempt == 1
+    assert baseline.phase == "before" and baseline.metrics["c1_completed"] > 0
+    assert (finished.verdict, finished.reason, finished.score) == ("fail", "crash", 0.0)
+    assert (finished.hotkey, finished.digest) == (queued.hotkey, queued.digest)

@@ -1,0 +1,102 @@
+"""Images are refused before anything runs: wrong digest, tampered layer, oversize, unpinned."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import tarfile
+from pathlib import Path
+
+import docker
+import httpx
+import msgspec
+import pytest
+
+from harness.profile import Profile
+from harness.runner import pull_pinned
+from harness.sandbox_errors import ImageRejected
+
+pytestmark = pytest.mark.docker
+
+# Where the local registry keeps its blobs (the set-up script's docker-registry config).
+REGISTRY_ROOT = Path(os.environ.get("ARENA_REGISTRY_ROOT", "/var/lib/arena/registry"))
+
+
+def _push_unique_image(client: docker.DockerClient, registry: str, size: int) -> str:
+    """Push a one-layer image of ``size`` random bytes; remove it locally; return its pinned ref."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("payload.bin")
+        info.size = size
+        tar.addfile(info, io.BytesIO(secrets.token_bytes(size)))
+    repository = f"{registry}/arena-test/unique-{secrets.token_hex(4)}"
+    client.api.import_image_from_data(data.getvalue(), repository=repository, tag="t")
+    for message in client.api.push(repository, tag="t", stream=True, decode=True):
+        assert "error" not in message, message
+    reply = httpx.head(
+        f"http://{registry}/v2/{repository.split('/', 1)[1]}/manifests/t",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    client.images.remove(f"{repository}:t", force=True)
+    return f"{repository}@{reply.headers['docker-content-digest']}"
+
+
+def _is_local(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def test_unpinned_reference_is_refused(sandbox_profile: Profile, docker_client) -> None:
+    with pytest.raises(ImageRejected) as caught:
+        pull_pinned(docker_client, "127.0.0.1:5000/arena/baseline:latest", sandbox_profile)
+    assert caught.value.reason == "not_pinned"
+
+
+def test_wrong_digest_is_refused_before_pulling(
+    sandbox_profile: Profile, docker_client, built_images: dict[str, str]
+) -> None:
+    name = built_images["baseline"].split("@")[0]
+    wrong = f"{name}@sha256:{secrets.token_hex(32)}"
+    with pytest.raises(ImageRejected) as caught:
+        pull_pinned(docker_client, wrong, sandbox_profile)
+    assert caught.value.reason == "manifest_not_found"
+    assert not _is_local(docker_client, wrong)
+
+
+def test_oversize_image_is_refused_before_pulling(
+    sandbox_profile: Profile, docker_client, registry_addr: str
+) -> None:
+    ref = _push_unique_image(docker_client, registry_addr, 256 * 1024)
+    small = msgspec.structs.replace(sandbox_profile, max_image_bytes=100 * 1024)
+    with pytest.raises(ImageRejected) as caught:
+        pull_pinned(docker_client, ref, small)
+    assert caught.value.reason == "too_large"
+    assert not _is_local(docker_client, ref)
+    # The same image under a limit it fits is pulled: the check itself is not what failed.
+    assert pull_pinned(docker_client, ref, sandbox_profile).startswith("sha256:")
+    docker_client.images.remove(ref, force=True)
+
+
+def test_tampered_layer_is_refused_by_the_pull(
+    sandbox_profile: Profile, docker_client, registry_addr: str
+) -> None:
+    if not REGISTRY_ROOT.is_dir():
+        pytest.fail(f"registry storage {REGISTRY_ROOT} not found; set ARENA_REGISTRY_ROOT")
+    ref = _push_unique_image(docker_client, registry_addr, 64 * 1024)
+    name, digest = ref.split("@")
+    manifest = httpx.get(
+        f"http://{registry_addr}/v2/{name.split('/', 1)[1]}/manifests/{digest}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    ).json()
+    layer = manifest["layers"][0]["digest"].split(":")[1]
+    blob = REGISTRY_ROOT / "docker/registry/v2/blobs/sha256" / layer[:2] / layer / "data"
+    original = blob.read_bytes()
+    blob.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # same size, one bit off
+    with pytest.raises(ImageRejected) as caught:
+        pull_pinned(docker_client, ref, sandbox_profile)
+    assert caught.value.reason == "layer_corrupt"
+    assert not _is_local(docker_client, ref)

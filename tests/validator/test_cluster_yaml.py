@@ -1,0 +1,58 @@
+"""cluster.yaml validated offline, as far as Ray allows without a cloud account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+from actors.placement import evaluator_options
+from harness.profile import get_profile
+
+CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    raw = yaml.safe_load(CLUSTER_YAML.read_text())
+    prepared = prepare_config(raw)
+    validate_config(prepared)
+    return prepared
+
+
+def test_head_is_a_cpu_node_that_is_always_on(config: dict) -> None:
+    head = config["available_node_types"][config["head_node_type"]]
+    assert head["resources"].get("GPU", 0) == 0
+    assert head["max_workers"] == 0
+
+
+def test_gpu_workers_scale_from_zero_and_back(config: dict) -> None:
+    gpu = config["available_node_types"]["gpu_4xh200"]
+    assert gpu["min_workers"] == 0
+    assert gpu["max_workers"] >= 1
+    assert gpu["resources"]["GPU"] == 4
+    assert gpu["resources"]["accelerator_type:H200"] == 1
+    assert config["idle_timeout_minutes"] > 0
+
+
+def test_an_evaluator_fits_a_gpu_worker_and_not_the_head(config: dict) -> None:
+    """The evaluator's request is what makes the autoscaler start a GPU worker."""
+    opts = evaluator_options(get_profile("sn-h200"))
+    wanted = {"GPU": opts["num_gpus"], **opts.get("resources", {})}
+    wanted[f"accelerator_type:{opts['accelerator_type']}"] = 0.001
+    types = config["available_node_types"]
+
+    def fits(node_type: str) -> bool:
+        have = types[node_type]["resources"]
+        return all(have.get(name, 0) >= amount for name, amount in wanted.items())
+
+    assert fits("gpu_4xh200")
+    assert not fits(config["head_node_type"])
+
+
+def test_setup_installs_the_project(config: dict) -> None:
+    assert any("pip install -e" in c for c in config["head_setup_commands"])
+    assert any("[gpu]" in c for c in config["worker_setup_commands"])
+    assert "." in config["file_mounts"].values()

@@ -1,0 +1,183 @@
+"""The crown keeper's fold, on plain events: decay, ties, dethroning, determinism."""
+
+from __future__ import annotations
+
+from actors.crown_policy import fold_crown
+from actors.queue_policy import eval_id_for
+from events.types import (
+    CrownDefended,
+    EvalFinished,
+    EvalQueued,
+    Event,
+    KingCrowned,
+    KingDethroned,
+    MinerDeregistered,
+    MinerRegistered,
+    RoundDecided,
+    RoundOpened,
+)
+
+DECAY_BLOCKS = 50_400  # DESIGN.md section 5: the margin falls from 1% to 0 over this many blocks
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:x}".rjust(64, "0")
+
+
+def registered(hotkey: str, uid: int) -> MinerRegistered:
+    return MinerRegistered(netuid=2, uid=uid, hotkey=hotkey, coldkey="c", block=1)
+
+
+def round_of(
+    number: int, block: int, entries: list[tuple[str, int, str, str, float]]
+) -> list[Event]:
+    """Events of one whole round; entries are (hotkey, digest no, role, verdict, score)."""
+    qs = [
+        EvalQueued(
+            eval_id=eval_id_for(digest(d), number),
+            hotkey=h,
+            image="127.0.0.1:5000/m",
+            digest=digest(d),
+            role=role,  # type: ignore[arg-type]
+            submitted_block=d,
+            round_seed="s",
+        )
+        for h, d, role, _, _ in entries
+    ]
+    fs = [
+        EvalFinished(
+            eval_id=q.eval_id,
+            hotkey=q.hotkey,
+            digest=q.digest,
+            verdict=verdict,  # type: ignore[arg-type]
+            reason="" if verdict == "pass" else f"{verdict} reason",
+            score=score,
+            noise=0.0,
+            metrics={},
+            role=q.role,
+        )
+        for q, (_, _, _, verdict, score) in zip(qs, entries, strict=True)
+    ]
+    opened = RoundOpened(round=number, block=block, seed="s", eval_ids=[q.eval_id for q in qs])
+    return [opened, *qs, *fs]
+
+
+def of(out: list[Event], cls: type) -> list:
+    return [e for e in out if isinstance(e, cls)]
+
+
+BASE = [registered("a", 1), registered("b", 2), registered("c", 3)]
+ROUND1 = round_of(1, 100, [("a", 1, "challenger", "pass", 0.20)])
+
+
+def test_first_passing_challenger_with_a_positive_score_is_crowned() -> None:
+    state, out = fold_crown(BASE + ROUND1)
+    (crowned,) = of(out, KingCrowned)
+    assert (crowned.hotkey, crowned.block, crowned.previous_hotkey) == ("a", 100, None)
+    assert state.king is not None and state.king.uid == 1
+    (decided,) = of(out, RoundDecided)
+    assert (decided.king_hotkey, decided.king_uid, decided.king_score) == ("a", 1, 0.20)
+
+
+def test_a_round_is_decided_only_when_every_eval_has_a_verdict() -> None:
+    events = BASE + ROUND1
+    _, out = fold_crown(events[:-1])
+    assert out == []
+
+
+def test_fresh_king_needs_more_than_a_one_percent_margin() -> None:
+    king_rescored = ("a", 1, "king", "pass", 0.20)
+    just_under = round_of(2, 100, [king_rescored, ("b", 2, "challenger", "pass", 0.2019)])
+    state, out = fold_crown(BASE + ROUND1 + just_under)
+    assert state.king is not None and state.king.hotkey == "a"
+    assert [d.challenger_eval_id for d in of(out, CrownDefended)] == [eval_id_for(digest(2), 2)]
+    over = round_of(2, 100, [king_rescored, ("b", 2, "challenger", "pass", 0.2021)])
+    state, out = fold_crown(BASE + ROUND1 + over)
+    assert state.king is not None and state.king.hotkey == "b"
+    assert of(out, KingCrowned)[-1].previous_hotkey == "a"
+
+
+def test_the_margin_decays_with_the_kings_age() -> None:
+    king_rescored = ("a", 1, "king", "pass", 0.20)
+    challenger = ("b", 2, "challenger", "pass", 0.2015)  # +0.75%
+    young = round_of(2, 100 + DECAY_BLOCKS // 10, [king_rescored, challenger])  # margin 0.9%
+    state, _ = fold_crown(BASE + ROUND1 + young)
+    assert state.king is not None and state.king.hotkey == "a"
+    old = round_of(2, 100 + DECAY_BLOCKS // 2, [king_rescored, challenger])  # margin 0.5%
+    state, _ = fold_crown(BASE + ROUND1 + old)
+    assert state.king is not None and state.king.hotkey == "b"
+
+
+def test_a_tie_goes_to_the_incumbent_even_when_the_margin_has_decayed() -> None:
+    ancient = round_of(
+        2,
+        100 + 2 * DECAY_BLOCKS,
+        [("a", 1, "king", "pass", 0.20), ("b", 2, "challenger", "pass", 0.20)],
+    )
+    state, out = fold_crown(BASE + ROUND1 + ancient)
+    assert state.king is not None and state.king.hotkey == "a"
+    assert len(of(out, CrownDefended)) == 1
+
+
+def test_the_king_is_judged_on_its_remeasured_score() -> None:
+    slower_king = round_of(
+        2, 100, [("a", 1, "king", "pass", 0.10), ("b", 2, "challenger", "pass", 0.15)]
+    )
+    state, _ = fold_crown(BASE + ROUND1 + slower_king)
+    assert state.king is not None and state.king.hotkey == "b"
+
+
+def test_a_king_that_fails_is_dethroned_and_the_best_challenger_takes_over() -> None:
+    r2 = round_of(
+        2,
+        100,
+        [
+            ("a", 1, "king", "fail", 0.0),
+            ("b", 2, "challenger", "pass", 0.05),
+            ("c", 3, "challenger", "pass", 0.08),
+        ],
+    )
+    state, out = fold_crown(BASE + ROUND1 + r2)
+    (dethroned,) = of(out, KingDethroned)
+    assert dethroned.hotkey == "a" and "fail reason" in dethroned.reason
+    assert of(out, KingCrowned)[-1].hotkey == "c"
+    assert [d.challenger_eval_id for d in of(out, CrownDefended)] == [eval_id_for(digest(2), 2)]
+    assert state.king is not None and state.king.hotkey == "c"
+
+
+def test_an_eval_error_does_not_dethrone_the_king() -> None:
+    r2 = round_of(2, 100, [("a", 1, "king", "error", 0.0), ("b", 2, "challenger", "fail", 0.0)])
+    state, out = fold_crown(BASE + ROUND1 + r2)
+    assert of(out, KingDethroned) == []
+    assert state.king is not None and state.king.score == 0.20
+
+
+def test_failed_challengers_are_never_crowned() -> None:
+    _, out = fold_crown(BASE + round_of(1, 100, [("c", 3, "challenger", "fail", 0.9)]))
+    assert of(out, KingCrowned) == []
+    assert of(out, RoundDecided)[0].king_hotkey is None
+
+
+def test_a_deregistered_king_is_dethroned() -> None:
+    state, out = fold_crown(
+        BASE + ROUND1 + [MinerDeregistered(netuid=2, uid=1, hotkey="a", block=150)]
+    )
+    assert state.king is None
+    assert "deregistered" in of(out, KingDethroned)[0].reason
+
+
+def test_a_replay_rederives_the_same_decisions() -> None:
+    r2 = round_of(2, 300, [("a", 1, "king", "pass", 0.2), ("b", 2, "challenger", "pass", 0.5)])
+    _, first = fold_crown(BASE + ROUND1)
+    _, full = fold_crown(BASE + ROUND1 + r2)
+    assert full[: len(first)] == first
+    assert fold_crown(BASE + ROUND1 + r2)[1] == full
+    assert len({(type(e).__name__, e.key) for e in full}) == len(full)
+
+
+def test_a_score_within_the_measured_noise_takes_no_crown() -> None:
+    opened, q, f = round_of(1, 100, [("a", 1, "challenger", "pass", 0.02)])
+    noisy = EvalFinished(**{**{k: getattr(f, k) for k in f.__struct_fields__}, "noise": 0.03})
+    state, out = fold_crown([*BASE, opened, q, noisy])
+    assert state.king is None
+    assert of(out, KingCrowned) == []
