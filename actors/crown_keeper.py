@@ -137,6 +137,7 @@ class CrownKeeper:
         king = self.state.king
         return {
             "seq": self.fold.seq,
+            "caught_up": self.fold.caught_up,
             "king": None if king is None else (king.hotkey, king.uid, king.score, king.digest),
             "weights_in_place": self.in_place,
             "last_weights": None if self.last_weights is None else self.last_weights.key,

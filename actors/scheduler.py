@@ -180,6 +180,7 @@ class Scheduler:
         """Queue, open round and running attempts, as plain data for the CLI."""
         return {
             "seq": self.fold.seq,
+            "caught_up": self.fold.caught_up,
             "round": self.state.last_round,
             "queue": [(s.hotkey, s.block, s.digest) for s in self.state.queue()],
             "in_flight": [

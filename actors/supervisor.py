@@ -6,6 +6,7 @@ and each rebuilds its own state from it; starting an actor that already runs is 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ __all__ = ["ROLES", "ActorStatus", "get", "pid_of", "start", "status", "stop"]
 
 # Start order; stop goes the other way so nothing writes to a log that is gone.
 ROLES = ("event_log", "chain_watcher", "scheduler", "crown_keeper")
+# Settings the actors (and the evaluators they start) read from the environment; they travel
+# with the actors because workers inherit the raylet's environment, not the caller's.
+FORWARDED_ENV = ("DOCKER_HOST", "ARENA_BASELINE_IMAGE", "ARENA_MODEL_DIR", "ARENA_REGISTRY_ADDR")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ def _get_or_create(body: type, role: str, *args: Any) -> Any:
     if existing is not None:
         return existing
     options = service_options(role)
+    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    if env:
+        options["runtime_env"] = {"env_vars": env}
     return ray.remote(body).options(**options, get_if_exists=True).remote(*args)
 
 

@@ -36,8 +36,9 @@ class SubnetParams:
     tempo: int = 10
     weights_set_rate_limit: int = 0
     validator_stake: int = 1_000 * TAO
-    # Only the best-staked neurons get a validator permit; 1 keeps miners without one.
-    max_validators: int = 1
+    # Stake a hotkey needs to set weights (a global setting; spec 218's set_weights checks
+    # this rather than the validator permit). Miners have none, so they cannot set weights.
+    weights_min_stake: int = TAO
 
 
 @dataclass(frozen=True, repr=False)
@@ -159,12 +160,7 @@ def bootstrap_subnet(
             client, "sudo_set_max_allowed_uids", netuid=netuid, max_allowed_uids=max(miners + 8, 64)
         ),
         _admin(client, "sudo_set_commit_reveal_weights_enabled", netuid=netuid, enabled=False),
-        _admin(
-            client,
-            "sudo_set_max_allowed_validators",
-            netuid=netuid,
-            max_allowed_validators=params.max_validators,
-        ),
+        _admin(client, "sudo_set_weights_min_stake", min_stake=params.weights_min_stake),
     ]
     client.sudo(client.compose_call("Utility", "batch_all", {"calls": hyperparams}), sudo)
 

@@ -131,7 +131,7 @@ def serve_axon(
             raise typer.Exit(1) from None
     typer.echo(
         f"axon {ip}:{port} served for {keypair.ss58_address} on netuid {netuid} "
-        f"(block {result.block_number}, extrinsic {result.extrinsic_hash})"
+        f"(block {result.block}, extrinsic {result.extrinsic_hash})"
     )
 
 

@@ -222,22 +222,28 @@ class EventLog:
             if type_list is not None:
                 params["types"] = type_list
             rows = self._con.execute(query, params).fetchall()
-            for seq, ts_us, payload in rows[:remaining]:
-                try:
-                    event = decode(payload)
-                except msgspec.DecodeError as exc:
-                    raise EventDecodeError(
-                        f"event seq {seq} in {self.path} is not a known event: {exc}; "
-                        "upgrade arena or add the event type before reading this log"
-                    ) from exc
+            yield from self._decode_rows(rows[:remaining], decode)
+            remaining -= min(len(rows), remaining)
+            lo = hi
+
+    def _decode_rows(self, rows: list[tuple[int, int, str]], decode: Any) -> Iterator[Recorded]:
+        seq, last_us, ts = 0, None, _EPOCH
+        try:
+            for seq, ts_us, payload in rows:
+                if ts_us != last_us:  # a batch shares one commit time: convert it once
+                    last_us, ts = ts_us, _EPOCH + timedelta(microseconds=ts_us)
+                event = decode(payload)
                 if event.v > event.VERSION:
                     raise EventDecodeError(
                         f"event seq {seq} in {self.path}: {type(event).__name__} v{event.v} is "
                         f"newer than this code understands (v{event.VERSION}); upgrade arena"
                     )
-                yield Recorded(seq, _EPOCH + timedelta(microseconds=ts_us), event)
-            remaining -= min(len(rows), remaining)
-            lo = hi
+                yield Recorded(seq, ts, event)
+        except msgspec.DecodeError as exc:
+            raise EventDecodeError(
+                f"event seq {seq} in {self.path} is not a known event: {exc}; "
+                "upgrade arena or add the event type before reading this log"
+            ) from exc
 
     def sql(
         self, query: str, params: Sequence[Any] | dict[str, Any] | None = None

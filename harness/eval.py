@@ -118,6 +118,10 @@ def _model_fingerprint(model_dir: str) -> list[tuple[str, int, int]]:
     )
 
 
+def _failed(measurement: Measurement) -> list[RequestResult]:
+    return [r for level in measurement.levels for r in level.results if not r.success]
+
+
 def _measure(url: str, profile: Profile, seed: str) -> Measurement:
     return asyncio.run(measure(url, profile, seed))
 
@@ -161,7 +165,7 @@ def run_challenger(
             _probe(box, profile, seed)
             measurement = _measure(box.url, profile, seed)
             box.check_alive()
-            failed = [r for level in measurement.levels for r in level.results if not r.success]
+            failed = _failed(measurement)
             if failed:
                 box.logs = box.read_logs()
                 raise Disqualified(
@@ -233,6 +237,11 @@ def evaluate(
         )
     except (SandboxError, httpx.HTTPError) as exc:
         report.reason, report.detail = "baseline_failed", f"baseline before: {exc}"
+        report.logs["baseline_before"] = getattr(exc, "logs", "")
+        return report
+    if failed := _failed(before):
+        report.reason = "baseline_failed"
+        report.detail = f"baseline before: {len(failed)} requests failed, first: {failed[0].error}"
         return report
     report.baseline_before = flat_metrics(before)
     if on_baseline:
@@ -260,6 +269,7 @@ def evaluate(
         )
     except (SandboxError, httpx.HTTPError, gate.RescoreError) as exc:
         report.reason, report.detail = "baseline_failed", f"baseline after / gate: {exc}"
+        report.logs["baseline_after"] = getattr(exc, "logs", "")
         return report
     assert verdict is not None
     report.baseline_after = flat_metrics(after)

@@ -22,7 +22,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -169,10 +168,12 @@ def wheel_server():
             return
 
     handler = functools.partial(Quiet, directory=str(WHEELS))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    # A fixed port keeps the RUN lines that use it identical, so Docker's layer cache hits.
+    port = int(os.environ.get("ARENA_WHEEL_PORT", "5081"))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        sys.exit(f"cannot serve wheels on 127.0.0.1:{port} ({exc}); set ARENA_WHEEL_PORT")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

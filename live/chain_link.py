@@ -72,13 +72,13 @@ class ChainLink:
             return WeightsOutcome(block=block, success=False, error=str(exc))
         except DispatchFailed as exc:
             return WeightsOutcome(
-                block=exc.result.block_number,
+                block=exc.result.block,
                 success=False,
                 extrinsic_hash=exc.result.extrinsic_hash,
                 error=exc.error,
             )
         return WeightsOutcome(
-            block=result.block_number,
+            block=result.block,
             success=True,
             uids=uids,
             weights=weights,

@@ -64,7 +64,8 @@ start_dockerd() {
 		log "another dockerd runs on this host: the private one starts with ${extra[*]}"
 	fi
 	command -v dockerd >/dev/null || die "dockerd is not installed; run scripts/setup.sh first"
-	rm -f "${ARENA_PRIVATE_DOCKER_HOST#unix://}"
+	# Left by a dockerd that was killed; dockerd refuses a PID file whose PID is alive again.
+	rm -f "${ARENA_PRIVATE_DOCKER_HOST#unix://}" "$dockerd_pidfile"
 	# 9>&-: the children must not inherit the state-dir lock.
 	setsid dockerd --host "$ARENA_PRIVATE_DOCKER_HOST" --data-root "$state/docker-data" \
 		--exec-root "$state/exec" --pidfile "$dockerd_pidfile" "${extra[@]}" 9>&- \

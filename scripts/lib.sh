@@ -4,7 +4,7 @@
 
 ARENA_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ARENA_REGISTRY_ADDR=${ARENA_REGISTRY_ADDR:-127.0.0.1:5000}
-ARENA_STATE_DIR=${ARENA_STATE_DIR:-$ARENA_REPO/.arena/infra}
+ARENA_STATE_DIR=$(realpath -m "${ARENA_STATE_DIR:-$ARENA_REPO/.arena/infra}")
 # The socket a private dockerd listens on; users may point DOCKER_HOST at it to ask for it.
 ARENA_PRIVATE_DOCKER_HOST="unix://$ARENA_STATE_DIR/docker.sock"
 

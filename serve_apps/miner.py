@@ -185,7 +185,13 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     import ray
 
-    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
+    # The miner passes no objects through Ray: a small object store fits a container's /dev/shm.
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        object_store_memory=128 * 1024**2,
+        _node_ip_address="127.0.0.1",
+    )
 
     def stop(signum: int, frame: object) -> None:
         # Raised in the main thread wherever it is (starting up or serving), so `finally` runs.

@@ -39,7 +39,6 @@ def test_bootstrap_registers_miners_and_a_permitted_validator(
     for miner in local_subnet.miners:
         neuron = neurons[miner.ss58_address]
         assert neuron.coldkey == local_subnet.miner_coldkey.ss58_address
-        assert not neuron.validator_permit
         assert neuron.last_update > 0
     assert sorted(n.uid for n in neurons.values()) == list(range(len(neurons)))
 
@@ -132,9 +131,11 @@ def test_oversize_payload_is_refused_locally_and_on_chain(
         "set_commitment",
         {"netuid": local_subnet.netuid, "info": {"fields": [fields]}},
     )
-    with pytest.raises(DispatchFailed) as info:
+    head = chain_client.finalized_number()
+    with pytest.raises(ExtrinsicRejected, match="invalid"):
         chain_client.submit(call, local_subnet.miners[3])
-    assert info.value.error == "Commitments.TooManyFieldsInCommitmentInfo"
+    assert chain_client.finalized_number() == head
+    assert read_commitment(chain_client, local_subnet.netuid, local_subnet.miners[3].ss58_address) is None
 
 
 def test_bad_signature_is_rejected_before_inclusion(
@@ -180,24 +181,34 @@ def test_validator_sets_weights_and_the_rate_limit_is_honoured(
             set_weights(chain_client, validator, netuid, {king: 1.0})
         assert 0 < info.value.blocks_left <= 1000
     finally:
-        set_limit.call_args["weights_set_rate_limit"] = local_subnet.params.weights_set_rate_limit
         chain_client.sudo(
             chain_client.compose_call(
                 "AdminUtils",
                 "sudo_set_weights_set_rate_limit",
-                {"netuid": netuid, "weights_set_rate_limit": 0},
+                {
+                    "netuid": netuid,
+                    "weights_set_rate_limit": local_subnet.params.weights_set_rate_limit,
+                },
             ),
             sudo,
         )
 
 
-def test_weights_from_a_hotkey_without_permit_fail_by_name(
+def test_weights_from_a_hotkey_without_stake_fail_by_name(
     local_subnet: LocalSubnet, chain_client: ChainClient
 ) -> None:
+    # Spec 218 gates set_weights on WeightsMinStake, not on the validator permit.
     miner = local_subnet.miners[1]
-    with pytest.raises(DispatchFailed) as info:
+    neuron = next(
+        n for n in read_metagraph(chain_client, local_subnet.netuid) if n.hotkey == miner.ss58_address
+    )
+    assert neuron.stake == 0
+    # The runtime's transaction validation refuses it before inclusion (custom code 3).
+    head = chain_client.finalized_number()
+    with pytest.raises(ExtrinsicRejected, match="custom"):
         set_weights(chain_client, miner, local_subnet.netuid, {0: 1.0})
-    assert info.value.error == "SubtensorModule.NeuronNoValidatorPermit"
+    assert chain_client.finalized_number() == head
+    assert read_weights(chain_client, local_subnet.netuid, miner.ss58_address) == {}
 
 
 def test_sudo_reports_the_inner_error(local_subnet: LocalSubnet, chain_client: ChainClient) -> None:

@@ -55,9 +55,10 @@ class CheatProxy:
     def __exit__(self, *exc: object) -> None:
         async def close() -> None:
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -101,8 +102,8 @@ class CheatProxy:
             chunk = json.loads(data)
             entries = (chunk["choices"][0].get("logprobs") or {}).get("content") or []
             events += 1
-            if self.cheat == "garbage" and tokens >= HONEST_PREFIX_TOKENS:
-                self._garble(chunk, entries)
+            if self.cheat == "garbage" and tokens + len(entries) > HONEST_PREFIX_TOKENS:
+                self._garble(chunk, entries, first=max(0, HONEST_PREFIX_TOKENS - tokens))
             elif self.cheat == "fake_logprobs":
                 for entry in entries:
                     entry["logprob"] = 0.0
@@ -126,15 +127,13 @@ class CheatProxy:
             writer.write(event)
         writer.write(_sse("[DONE]"))
 
-    def _garble(self, chunk: dict, entries: list[dict]) -> None:
-        """Swap each token for another printable one, keeping ids, text and logprobs consistent."""
-        text = ""
-        for entry in entries:
-            token_id = int(entry["token"].removeprefix("token_id:"))
-            other = self._other_token(token_id)
-            entry["token"] = f"token_id:{other}"
-            text += self._tokenizer.decode([other])
-        chunk["choices"][0]["delta"]["content"] = text
+    def _garble(self, chunk: dict, entries: list[dict], first: int) -> None:
+        """Swap tokens from ``first`` on for other printable ones; ids, text, logprobs agree."""
+        ids = [int(entry["token"].removeprefix("token_id:")) for entry in entries]
+        for position in range(first, len(ids)):
+            ids[position] = self._other_token(ids[position])
+            entries[position]["token"] = f"token_id:{ids[position]}"
+        chunk["choices"][0]["delta"]["content"] = self._tokenizer.decode(ids)
 
     def _other_token(self, token_id: int) -> int:
         for step in range(1, 200):

@@ -1,4 +1,4 @@
-"""Live mode on the real subtensor runtime: a subnet of its own, miners serving real axons.
+"""Live mode on the real subtensor runtime: the session's subnet, miners serving real axons.
 
 The chain refuses loopback axons, so miners register addresses from TEST-NET-3 (203.0.113.0/24,
 reserved for documentation: never a real host) with their real port, and the validator reaches
@@ -16,9 +16,10 @@ import pytest
 from substrateinterface import Keypair
 from typer.testing import CliRunner
 
+from chain.axon import serve_axon
 from chain.client import ChainClient
-from chain.localnet import TAO, LocalSubnet, SubnetParams, advance_blocks, bootstrap_subnet
-from chain.wallet import dev_keypair
+from chain.localnet import LocalSubnet
+from chain.metagraph import read_metagraph
 from cli.main import app as arena
 from live.auth import Authenticator, AuthPolicy
 from live.callers import RefreshingCallers
@@ -30,7 +31,6 @@ from live.tasks.arith import ArithTask
 TEST_NET = ipaddress.ip_network("203.0.113.0/24")
 MIN_STAKE = 1.0
 SLOW_DELAY_S = 0.3
-SECOND_VALIDATOR_URI = "//Alice//live-validator2"
 
 
 class LoopbackResolver:
@@ -45,11 +45,10 @@ class LoopbackResolver:
 @dataclass(frozen=True)
 class LiveNet:
     subnet: LocalSubnet
-    second_validator: Keypair
+    # One client for the whole package: a fresh one costs seconds of metadata loading.
+    client: ChainClient
     # behaviour -> (miner hotkey, port); "down" has an axon where nothing listens.
     miners: dict[str, tuple[Keypair, int]]
-    # A registered hotkey with no stake (below the floor).
-    poor: Keypair
 
     @property
     def url(self) -> str:
@@ -59,26 +58,36 @@ class LiveNet:
     def netuid(self) -> int:
         return self.subnet.netuid
 
+    @property
+    def second_validator(self) -> Keypair:
+        """The down miner's hotkey, holding a quarter of the validator's stake."""
+        return self.miners["down"][0]
 
-def _register_second_validator(client: ChainClient, netuid: int) -> Keypair:
-    owner = dev_keypair("//Alice")
-    hotkey = dev_keypair(SECOND_VALIDATOR_URI)
-    client.submit(
-        client.compose_call(
-            "SubtensorModule", "burned_register", {"netuid": netuid, "hotkey": hotkey.ss58_address}
-        ),
-        owner,
+    @property
+    def poor(self) -> Keypair:
+        """A registered hotkey without stake."""
+        return self.miners["wrong"][0]
+
+
+def _move_stake(
+    client: ChainClient, owner: Keypair, src: str, dst: str, netuid: int, alpha: int
+) -> None:
+    call = client.compose_call(
+        "SubtensorModule",
+        "move_stake",
+        {
+            "origin_hotkey": src,
+            "destination_hotkey": dst,
+            "origin_netuid": netuid,
+            "destination_netuid": netuid,
+            "alpha_amount": alpha,
+        },
     )
-    client.submit(
-        client.compose_call(
-            "SubtensorModule",
-            "add_stake",
-            {"hotkey": hotkey.ss58_address, "netuid": netuid, "amount_staked": 250 * TAO},
-        ),
-        owner,
-    )
-    advance_blocks(client, 1)
-    return hotkey
+    client.submit(call, owner)
+
+
+def _stake_of(client: ChainClient, netuid: int, hotkey: str) -> int:
+    return next(n.stake for n in read_metagraph(client, netuid) if n.hotkey == hotkey)
 
 
 def _serve_axon_cli(url: str, netuid: int, uri: str, ip: str, port: int) -> None:
@@ -94,44 +103,51 @@ def _serve_axon_cli(url: str, netuid: int, uri: str, ip: str, port: int) -> None
 
 
 def start_miner(
-    url: str, netuid: int, hotkey: str, behaviour: Behaviour, policy: AuthPolicy
-) -> tuple[MinerServer, RefreshingCallers]:
-    """A miner server whose callers come from the real metagraph (its own chain client)."""
-    client = ChainClient(url)
+    client: ChainClient, netuid: int, hotkey: str, behaviour: Behaviour, policy: AuthPolicy
+) -> MinerServer:
+    """A miner server whose callers are read from the real metagraph once, at start."""
     callers = RefreshingCallers(lambda: caller_stakes(client, netuid), refresh_s=3600)
-    callers.start()
+    callers.refresh()
     auth = Authenticator(hotkey, policy, callers)
     app = MinerApp(ArithTask(), auth, MinerConfig(behaviour=behaviour, slow_delay_s=SLOW_DELAY_S))
     server = MinerServer(app, bind_socket("127.0.0.1", 0))
     server.start()
-    return server, callers
+    return server
 
 
 @pytest.fixture(scope="package")
-def live_net(chain_url: str) -> Iterator[LiveNet]:
-    with ChainClient(chain_url) as client:
-        subnet = bootstrap_subnet(client, miners=4, params=SubnetParams(tempo=10))
-        second = _register_second_validator(client, subnet.netuid)
-    behaviours: list[Behaviour] = ["correct", "wrong", "slow"]
+def live_net(local_subnet: LocalSubnet) -> Iterator[LiveNet]:
+    """The session's subnet with three miners serving axons, one down, and two validators.
+
+    The second validator gets a quarter of the first's stake for the package and gives it back
+    after, so the shared subnet keeps its stakes (the axons and weights set here stay).
+    """
+    subnet = local_subnet
+    client = ChainClient(subnet.url)
+    validator = subnet.validator.ss58_address
+    second = subnet.miners[3]
+    moved = _stake_of(client, subnet.netuid, validator) // 4
+    _move_stake(client, subnet.sudo, validator, second.ss58_address, subnet.netuid, moved)
     policy = AuthPolicy(min_stake=MIN_STAKE)
-    running = []
+    servers: list[MinerServer] = []
     miners: dict[str, tuple[Keypair, int]] = {}
     try:
-        for i, behaviour in enumerate(behaviours):
+        for i, behaviour in enumerate(("correct", "wrong", "slow")):
             key = subnet.miners[i]
-            server, callers = start_miner(
-                chain_url, subnet.netuid, key.ss58_address, behaviour, policy
-            )
-            running.append((server, callers))
-            miners[behaviour] = (key, server.port)
-        # The "down" miner announces a port on which nothing listens.
-        with bind_socket("127.0.0.1", 0) as probe:
-            miners["down"] = (subnet.miners[3], probe.getsockname()[1])
+            servers.append(start_miner(client, subnet.netuid, key.ss58_address, behaviour, policy))
+            miners[behaviour] = (key, servers[-1].port)
+        with bind_socket("127.0.0.1", 0) as probe:  # a port on which nothing listens
+            miners["down"] = (second, probe.getsockname()[1])
         for i, (key, port) in enumerate(miners.values()):
-            uri = f"//Bob//miner{subnet.miners.index(key)}"
-            _serve_axon_cli(chain_url, subnet.netuid, uri, str(TEST_NET[i + 1]), port)
-        yield LiveNet(subnet=subnet, second_validator=second, miners=miners, poor=subnet.miners[1])
+            ip = str(TEST_NET[i + 1])
+            if i == 0:  # once through the command line miners use
+                _serve_axon_cli(subnet.url, subnet.netuid, f"//Bob//miner{i}", ip, port)
+            else:
+                serve_axon(client, key, subnet.netuid, ip, port)
+        yield LiveNet(subnet=subnet, client=client, miners=miners)
     finally:
-        for server, callers in running:
+        for server in servers:
             server.stop()
-            callers.stop()
+        back = _stake_of(client, subnet.netuid, second.ss58_address)
+        _move_stake(client, subnet.sudo, second.ss58_address, validator, subnet.netuid, back)
+        client.close()

@@ -54,8 +54,9 @@ def scored_net(live_net: LiveNet, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("live") / "log.duckdb"
 
     async def main():
-        with ChainClient(live_net.url) as client, EventLog(log_path) as log:
-            validator = _validator(live_net, live_net.subnet.validator, LocalLogClient(log), client)
+        with EventLog(log_path) as log:
+            sink = LocalLogClient(log)
+            validator = _validator(live_net, live_net.subnet.validator, sink, live_net.client)
             await validator.refresh()
             rounds = [await validator.challenge_round() for _ in range(ROUNDS)]
             outcome = await validator.set_weights()
@@ -71,11 +72,11 @@ def test_weights_on_chain_rank_correct_above_slow_above_wrong(scored_net):
     assert outcome is not None
     computed, weights_set = outcome
     assert weights_set.success, weights_set.error
-    with ChainClient(net.url) as client:
-        uid = read_neuron_uid(client, net.netuid, net.subnet.validator.ss58_address)
-        on_chain = dict(client.query("SubtensorModule", "Weights", [net.netuid, uid]))
-        uid_of = {b: read_neuron_uid(client, net.netuid, k.ss58_address) for b, (k, _) in
-                  net.miners.items()}  # fmt: skip
+    client = net.client
+    uid = read_neuron_uid(client, net.netuid, net.subnet.validator.ss58_address)
+    on_chain = dict(client.query("SubtensorModule", "Weights", [net.netuid, uid]))
+    uid_of = {b: read_neuron_uid(client, net.netuid, k.ss58_address) for b, (k, _) in
+              net.miners.items()}  # fmt: skip
     correct, slow = on_chain.get(uid_of["correct"], 0), on_chain.get(uid_of["slow"], 0)
     wrong, down = on_chain.get(uid_of["wrong"], 0), on_chain.get(uid_of["down"], 0)
     assert correct > slow > wrong, on_chain
@@ -149,14 +150,15 @@ def test_miner_refuses_forged_replayed_tampered_and_unregistered(live_net: LiveN
 
 
 def test_rate_limits_hold_under_concurrent_validators(live_net: LiveNet):
-    miner_key = live_net.miners["down"][0]  # its hotkey, served here on a private port
+    # A fresh server for the slow miner's hotkey, so the shared miners' buckets stay untouched;
+    # its capacity is a total burst of 12 requests, refilled at one per 1000 s.
+    miner_key = live_net.miners["slow"][0]
     policy = AuthPolicy(min_stake=MIN_STAKE, capacity_rps=0.001, burst_s=12_000)
-    server, callers = start_miner(
-        live_net.url, live_net.netuid, miner_key.ss58_address, "correct", policy
+    server = start_miner(
+        live_net.client, live_net.netuid, miner_key.ss58_address, "correct", policy
     )
     validators = [live_net.subnet.validator, live_net.second_validator]
-    with ChainClient(live_net.url) as client:
-        stakes = caller_stakes(client, live_net.netuid)
+    stakes = caller_stakes(live_net.client, live_net.netuid)
     eligible = {hk: s for hk, s in stakes.items() if s >= MIN_STAKE}
     assert {v.ss58_address for v in validators} <= set(eligible)
     shares = {
@@ -189,7 +191,6 @@ def test_rate_limits_hold_under_concurrent_validators(live_net: LiveNet):
         statuses, elapsed = asyncio.run(main())
     finally:
         server.stop()
-        callers.stop()
     for hotkey, codes in statuses.items():
         share = shares[hotkey]
         accepted = codes.count(200)
@@ -209,8 +210,8 @@ def test_organic_requests_through_the_live_gateway(scored_net, tmp_path):
     _, secret = create_key(keys_file, "app", rate_per_s=100, burst=100)
 
     async def main():
-        with ChainClient(net.url) as chain, EventLog(tmp_path / "log.duckdb") as log:
-            validator = _validator(net, net.subnet.validator, LocalLogClient(log), chain)
+        with EventLog(tmp_path / "log.duckdb") as log:
+            validator = _validator(net, net.subnet.validator, LocalLogClient(log), net.client)
             await validator.refresh()
             await validator.challenge_round()  # scores, so organic goes to the best miner
             app = create_organic_app(validator, keys_file)

@@ -67,7 +67,8 @@ def test_installed_views_on_the_log_file(log_path):
     install_views(con)
     install_views(con)  # idempotent
     rows = con.execute(
-        "SELECT uid, count(*), bool_and(latency_ms IS NULL) FROM live_scores GROUP BY uid ORDER BY uid"
+        "SELECT uid, count(*), bool_and(latency_ms IS NULL) FROM live_scores "
+        "GROUP BY uid ORDER BY uid"
     ).fetchall()
     con.close()
     assert rows == [(1, 3, False), (2, 2, True)]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 from actors.log_client import LogClient
 from events.types import EvalFinished, EvalQueued, EvalStarted, decode_msgpack
 
-CRASH_MARKS = Path(os.environ.get("ARENA_TEST_CRASH_MARKS", "/tmp/arena-crash-marks"))
+# Survives the crash it records; eval ids are unique per test session, so marks never collide.
+CRASH_MARKS = Path(tempfile.gettempdir()) / "arena-crash-marks"
 
 
 class ScriptedEvaluator:
