@@ -19,6 +19,7 @@ Writes ``bench/results/gateway.json``.
 import argparse
 import asyncio
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -56,9 +57,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(url: str, timeout_s: float = 120.0) -> None:
+def _wait_healthy(
+    url: str, timeout_s: float = 120.0, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with {process.returncode}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
@@ -138,7 +143,9 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def _start_litellm(python: Path, upstream: str, port: int, workdir: Path) -> subprocess.Popen:
+def _start_litellm(
+    python: Path, upstream: str, port: int, workdir: Path, master_key: str
+) -> subprocess.Popen:
     config = workdir / "litellm.yaml"
     config.write_text(
         "model_list:\n"
@@ -151,7 +158,12 @@ def _start_litellm(python: Path, upstream: str, port: int, workdir: Path) -> sub
         "  drop_params: true\n"
         "  telemetry: false\n"
     )
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    env = {
+        **os.environ,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_MASTER_KEY": master_key,
+    }
     return subprocess.Popen(
         [str(python.parent / "litellm"), "--config", str(config)]
         + ["--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
@@ -236,12 +248,20 @@ def main() -> None:
             ("gateway via Serve proxy", f"http://127.0.0.1:{proxy_port}", auth),
         ]
         if args.litellm.exists():
-            processes.append(_start_litellm(args.litellm, upstream, litellm_port, workdir))
-            paths.append(("litellm", f"http://127.0.0.1:{litellm_port}", {}))
+            master_key = "sk-bench-" + secrets.token_hex(16)
+            process = _start_litellm(args.litellm, upstream, litellm_port, workdir, master_key)
+            processes.append(process)
+            litellm = f"http://127.0.0.1:{litellm_port}"
+            try:
+                _wait_healthy(litellm + "/health/liveliness", 300, process)
+            except RuntimeError as exc:
+                log = (workdir / "litellm.log").read_text()[-2000:]
+                raise RuntimeError(f"{exc}; its log ends with:\n{log}") from None
+            paths.append(("litellm", litellm, {"authorization": f"Bearer {master_key}"}))
         else:
             console.print(f"[yellow]no LiteLLM at {args.litellm}: skipping it[/]")
         _start_gateways(upstream, workdir / "keys.json", gateway_port, proxy_port)
-        for _, base, _ in paths:
+        for _, base, _ in paths[:3]:
             _wait_healthy(base + "/health", timeout_s=300)
 
         console.print(f"measuring TTFT on {', '.join(name for name, _, _ in paths)} ...")
@@ -272,7 +292,8 @@ def main() -> None:
             )
     finally:
         for process in processes:
-            os.killpg(process.pid, 15)
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
             process.wait(timeout=30)
         if "ray" in sys.modules:
             import ray

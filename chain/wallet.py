@@ -112,12 +112,16 @@ def load_wallet(name: str, hotkey: str, root: Path = DEFAULT_WALLETS_DIR) -> Wal
     )
 
 
+def _hex(value: bytes | str) -> str:
+    return "0x" + (value.hex() if isinstance(value, bytes) else value.removeprefix("0x"))
+
+
 def _keyfile_json(keypair: Keypair, phrase: str | None) -> dict:
     return {
         "accountId": "0x" + keypair.public_key.hex(),
         "publicKey": "0x" + keypair.public_key.hex(),
         "secretPhrase": phrase,
-        "secretSeed": "0x" + keypair.seed_hex.removeprefix("0x") if keypair.seed_hex else None,
+        "secretSeed": _hex(keypair.seed_hex) if keypair.seed_hex else None,
         "ss58Address": keypair.ss58_address,
     }
 

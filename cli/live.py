@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from substrateinterface import Keypair
+
+if TYPE_CHECKING:  # substrate-interface takes seconds to import; only commands that sign need it
+    from substrateinterface import Keypair
 
 app = typer.Typer(
     help="Live-endpoint mode: miners serve their own endpoints.", no_args_is_help=True
@@ -71,7 +73,7 @@ def miner(
         str, typer.Option(help="correct, wrong or slow (example miners for testing validators)")
     ] = "correct",
     slow_delay_s: Annotated[float, typer.Option(help="delay of the slow behaviour")] = 0.5,
-    min_stake: Annotated[float, typer.Option(help="stake (TAO) a caller needs")] = 0.0,
+    min_stake: Annotated[float, typer.Option(help="alpha stake a caller needs")] = 0.0,
     capacity_rps: Annotated[
         float, typer.Option(help="requests/s served in total, shared by stake")
     ] = 50.0,
@@ -168,7 +170,6 @@ def validator(
     keypair = _keypair(wallet, hotkey, dev_key, wallets_dir)
     config = LiveValidatorConfig(
         netuid=netuid,
-        task=task,
         sample_size=sample_size,
         scoring=ScoringRule(timeout_s=timeout_s),
     )

@@ -48,15 +48,15 @@ ARGMAX_LOGPROB_TOLERANCE = 0.5  # nats below the re-scored argmax a streamed tok
 REPORTED_LOGPROB_TOLERANCE = 0.5  # nats a reported logprob may differ from the re-scored one
 # Mean common-prefix share with the baseline's greedy output; honest engines measured 1.0.
 EXACT_MATCH_FLOOR = 0.5
-# Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose tokens all arrived within
-# BUFFER_SPREAD_SHARE of its latency was flushed at once. Honest vLLM on 2 busy cores still
-# spread its tokens over >50% of the latency (it coalesces tokens when the client lags, but
-# sends the first token alone, right after prefill); a buffering proxy spreads them over ~0%.
-# The gate fails when most challenger answers were flushed and almost no baseline answer was.
+# Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose first token came after
+# BUFFER_TTFT_SHARE of its latency was flushed at once. Judged at the lowest concurrency only:
+# there an honest engine has no batch-mates delaying its first token. Measured on the tiny
+# model on 2 cores shared with ~10 busy processes: honest vLLM 0.17-0.43 of latency, the
+# buffering proxy 0.96-1.0. (vLLM coalesces tokens when its API server is starved, so under
+# load an honest stream can look bunched; hence the comparison with the baseline's own share.)
 BUFFER_MIN_TOKENS = 4
-BUFFER_SPREAD_SHARE = 0.02
-BUFFER_CHALLENGER_SHARE = 0.5
-BUFFER_BASELINE_SHARE = 0.1
+BUFFER_TTFT_SHARE = 0.9
+BUFFER_BASELINE_MAX_SHARE = 0.5
 RESCORE_CONCURRENCY = 4
 
 GateReason = Literal[
@@ -132,20 +132,26 @@ def _length_verdict(pairs) -> GateVerdict | None:
     return None
 
 
-def _flushed(result: RequestResult) -> bool:
-    return result.latency - result.ttft <= BUFFER_SPREAD_SHARE * result.latency
+def _ttft_share(result: RequestResult) -> float:
+    return result.ttft / result.latency if result.latency > 0 else 1.0
 
 
 def _buffer_verdict(pairs) -> GateVerdict | None:
-    long = [(b, c) for _, _, b, c in pairs if c.output_len >= BUFFER_MIN_TOKENS and b.success]
+    lowest = min(concurrency for concurrency, _, _, _ in pairs)
+    long = [
+        (base, chal)
+        for concurrency, _, base, chal in pairs
+        if concurrency == lowest and chal.output_len >= BUFFER_MIN_TOKENS
+    ]
     if not long:
         return None
-    chal = statistics.fmean(_flushed(c) for _, c in long)
-    base = statistics.fmean(_flushed(b) for b, _ in long)
-    if chal > BUFFER_CHALLENGER_SHARE and base < BUFFER_BASELINE_SHARE:
+    flushed = sum(_ttft_share(chal) >= BUFFER_TTFT_SHARE for _, chal in long)
+    base_share = statistics.median(_ttft_share(base) for base, _ in long)
+    if flushed * 2 > len(long) and base_share < BUFFER_BASELINE_MAX_SHARE:
         return _fail(
             "buffered_stream",
-            f"{chal:.0%} of answers arrived all at once (baseline {base:.0%}): "
+            f"{flushed}/{len(long)} answers at concurrency {lowest} had their first token after "
+            f"{BUFFER_TTFT_SHARE:.0%} of their latency (baseline's median {base_share:.0%}): "
             "tokens must be streamed as they are generated",
         )
     return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,16 +37,20 @@ from harness.sandbox_image import check_manifest, parse_ref
 
 __all__ = [
     "LABEL",
+    "OWNER_LABEL",
     "SERVE_PORT",
     "Sandbox",
     "classify_exit",
     "gpu_requests",
+    "owner_id",
     "pull_pinned",
     "remove_leftovers",
     "sigterm_raises",
 ]
 
 LABEL = "org.arena.sandbox"
+# ``host:pid`` of the process that started a sandbox: only orphans of dead owners are swept.
+OWNER_LABEL = "org.arena.owner"
 # Every server in the arena listens here: OpenAI API plus GET /health.
 SERVE_PORT = 8000
 MAX_LOG_BYTES = 256 * 1024
@@ -140,7 +145,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         self.close()
 
     def _start(self) -> None:
-        labels = {LABEL: self.name}
+        labels = {LABEL: self.name, OWNER_LABEL: owner_id()}
         self.network = self.client.networks.create(
             self.name, driver="bridge", internal=True, labels=labels
         )
@@ -239,8 +244,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         """Keep the logs, then force-remove the container and its network (idempotent)."""
         if self.container is not None:
             self.logs = self.read_logs() or self.logs
-            with contextlib.suppress(docker.errors.NotFound):
-                self.container.remove(force=True)
+            _force_remove(self.container)
             self.container = None
         if self.network is not None:
             with contextlib.suppress(docker.errors.NotFound):
@@ -248,17 +252,51 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
             self.network = None
 
 
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's, or not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _force_remove(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: a removal is already in progress
+            raise
+
+
 def remove_leftovers(client: docker.DockerClient) -> int:
-    """Remove every sandbox container and network (after a crash of a previous evaluator)."""
+    """Remove sandboxes whose owning process on this host is gone (an evaluator that crashed).
+
+    Sandboxes of live processes (another eval on a shared development machine) are left alone.
+    """
     removed = 0
     for container in client.containers.list(all=True, filters={"label": LABEL}):
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
+        if not _owner_alive(container.labels.get(OWNER_LABEL, "")):
+            _force_remove(container)
             removed += 1
     for network in client.networks.list(filters={"label": LABEL}):
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
-            removed += 1
+        network.reload()
+        if not network.containers and not _owner_alive(
+            network.attrs["Labels"].get(OWNER_LABEL, "")
+        ):
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+                removed += 1
     return removed
 
 

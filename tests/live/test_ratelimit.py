@@ -76,3 +76,27 @@ def test_organic_can_use_the_shared_part_too():
 def test_reserve_must_be_a_fraction():
     with pytest.raises(ValueError, match="organic_reserve"):
         TrafficLimiter(organic_reserve=1.5)
+
+
+def test_traffic_limiter_holds_under_concurrency():
+    limiter = TrafficLimiter(organic_reserve=0.5)
+    share = RateShare(rate=0.0, burst=10.0)
+    granted: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(16)
+
+    def hammer(kind):
+        barrier.wait()
+        for _ in range(20):
+            if limiter.acquire("m", kind, share, now=0.0):
+                with lock:
+                    granted.append(kind)
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in ["synthetic", "organic"] * 8]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Never more than the share in total, and synthetic never beyond its half.
+    assert len(granted) == 10
+    assert granted.count("synthetic") <= 5 and granted.count("organic") >= 5

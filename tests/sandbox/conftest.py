@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from harness.profile import Profile, get_profile, repo_root
-from harness.runner import LABEL
+from harness.runner import OWNER_LABEL, owner_id
 
 IMAGES_JSON = repo_root() / ".cache" / "images.json"
 
@@ -25,7 +25,7 @@ def built_images(docker_client: docker.DockerClient, registry_addr: str) -> dict
     The script skips images whose inputs did not change, so after the first build this is fast.
     """
     script = repo_root() / "scripts" / "build_images.sh"
-    env = {**os.environ, "ARENA_REGISTRY": registry_addr}
+    env = {**os.environ, "ARENA_REGISTRY_ADDR": registry_addr}
     result = subprocess.run([str(script)], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"scripts/build_images.sh failed:\n{result.stdout[-3000:]}{result.stderr}")
@@ -63,10 +63,14 @@ def adversary_profile(sandbox_profile: Profile) -> Profile:
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(docker_client: docker.DockerClient) -> Iterator[None]:
-    """After the whole suite, no sandbox container or network may remain."""
+    """After the whole suite, no sandbox container or network this process made may remain.
+
+    Filtered by owner: other sessions may be running evals on the same engine meanwhile.
+    """
     yield
-    containers = docker_client.containers.list(all=True, filters={"label": LABEL})
-    networks = docker_client.networks.list(filters={"label": LABEL})
+    mine = {"label": f"{OWNER_LABEL}={owner_id()}"}
+    containers = docker_client.containers.list(all=True, filters=mine)
+    networks = docker_client.networks.list(filters=mine)
     assert not containers and not networks, (
         f"left behind: containers {[c.name for c in containers]}, "
         f"networks {[n.name for n in networks]}"

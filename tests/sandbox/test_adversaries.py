@@ -13,7 +13,7 @@ import pytest
 
 from harness.eval import Disqualified, run_challenger
 from harness.profile import Profile
-from harness.runner import LABEL, pull_pinned
+from harness.runner import OWNER_LABEL, owner_id, pull_pinned
 from harness.sandbox_errors import SandboxError
 
 pytestmark = pytest.mark.docker
@@ -41,8 +41,9 @@ def test_adversary_is_disqualified_with_its_reason(
     with pytest.raises((Disqualified, SandboxError)) as caught:
         run_challenger(docker_client, image_id, adversary_profile, "0xseed", name=f"test-{image}")
     assert caught.value.reason == reason, f"{caught.value}\nlogs:\n{caught.value.logs[-2000:]}"
-    assert not docker_client.containers.list(all=True, filters={"label": LABEL})
-    assert not docker_client.networks.list(filters={"label": LABEL})
+    mine = {"label": f"{OWNER_LABEL}={owner_id()}"}
+    assert not docker_client.containers.list(all=True, filters=mine)
+    assert not docker_client.networks.list(filters=mine)
 
 
 def test_model_dir_is_untouched(sandbox_profile: Profile) -> None:

@@ -35,10 +35,10 @@ def test_fast_miner_scores_above_zero(
     assert report.score > 0, report
 
 
-def test_a_disqualified_challenger_ends_the_eval_as_fail(
+def test_cheater_fails_the_gate(
     sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
 ) -> None:
-    report = evaluate(docker_client, built_images["adv-crash"], sandbox_profile, SEED)
-    assert (report.verdict, report.reason) == ("fail", "crash")
-    assert report.baseline_before, "the baseline was measured before the challenger"
-    assert "adversary crash" in report.logs["challenger"]
+    """Correct first tokens, then different ones with the engine's logprobs: re-scoring sees it."""
+    report = evaluate(docker_client, built_images["cheater"], sandbox_profile, SEED)
+    assert (report.verdict, report.reason) == ("fail", "off_distribution"), report.detail
+    assert report.score == 0.0

@@ -13,14 +13,18 @@ import httpx
 import msgspec
 import pytest
 
-from harness.profile import Profile
+from harness.profile import Profile, repo_root
 from harness.runner import pull_pinned
 from harness.sandbox_errors import ImageRejected
 
 pytestmark = pytest.mark.docker
 
-# Where the local registry keeps its blobs (the set-up script's docker-registry config).
-REGISTRY_ROOT = Path(os.environ.get("ARENA_REGISTRY_ROOT", "/var/lib/arena/registry"))
+# Where the local registry may keep its blobs: scripts/infra.sh's storage, or a system one.
+REGISTRY_ROOTS = [
+    Path(os.environ.get("ARENA_STATE_DIR", repo_root() / ".arena" / "infra")) / "registry-data",
+    Path("/var/lib/arena/registry"),
+    Path("/var/lib/docker-registry"),
+]
 
 
 def _push_unique_image(client: docker.DockerClient, registry: str, size: int) -> str:
@@ -84,8 +88,6 @@ def test_oversize_image_is_refused_before_pulling(
 def test_tampered_layer_is_refused_by_the_pull(
     sandbox_profile: Profile, docker_client, registry_addr: str
 ) -> None:
-    if not REGISTRY_ROOT.is_dir():
-        pytest.fail(f"registry storage {REGISTRY_ROOT} not found; set ARENA_REGISTRY_ROOT")
     ref = _push_unique_image(docker_client, registry_addr, 64 * 1024)
     name, digest = ref.split("@")
     manifest = httpx.get(
@@ -93,7 +95,12 @@ def test_tampered_layer_is_refused_by_the_pull(
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     ).json()
     layer = manifest["layers"][0]["digest"].split(":")[1]
-    blob = REGISTRY_ROOT / "docker/registry/v2/blobs/sha256" / layer[:2] / layer / "data"
+    blobs = [
+        root / "docker/registry/v2/blobs/sha256" / layer[:2] / layer / "data"
+        for root in REGISTRY_ROOTS
+    ]
+    blob = next((b for b in blobs if b.exists()), None)
+    assert blob is not None, f"the registry's storage is none of {REGISTRY_ROOTS}"
     original = blob.read_bytes()
     blob.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # same size, one bit off
     with pytest.raises(ImageRejected) as caught:

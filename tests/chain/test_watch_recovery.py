@@ -1,0 +1,95 @@
+"""The watcher survives its node dying: a new node on the same state, nothing lost or repeated."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from actors.chain_watcher import ChainWatch
+from chain.client import ChainClient
+from chain.commitment import commit_image, read_commitment
+from chain.localnet import SubnetParams, advance_blocks, bootstrap_subnet
+from events.client import LocalLogClient
+from events.log import EventLog
+from events.types import Event, SubmissionCommitted
+from tests.fixtures.chain import extra_chain
+
+pytestmark = pytest.mark.chain
+
+DIGEST = "sha256:" + "7c" * 32
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_watch_recovers_after_the_node_is_killed_and_restarted(tmp_path: Path) -> None:
+    db = tmp_path / "chain.sqlite"
+    with contextlib.ExitStack() as nodes:
+        first = nodes.enter_context(extra_chain(miners=2, db_path=db))
+        client = ChainClient(first.url)
+        subnet = bootstrap_subnet(client, 2, SubnetParams(tempo=2))
+        emitted: list[Event] = []
+        watch = ChainWatch(ChainClient(first.url), subnet.netuid)
+        stop = threading.Event()
+        thread = threading.Thread(target=watch.run, args=(first.url, stop, emitted.extend))
+        thread.start()
+        try:
+            head = client.finalized_number()
+            wait_until(lambda: watch.scanned >= head, "the watcher's first snapshot")
+            before = commit_image(
+                client, subnet.miners[0], subnet.netuid, f"127.0.0.1:5000/m0:a@{DIGEST}"
+            )
+            wait_until(
+                lambda: any(
+                    e.key == f"{subnet.miners[0].ss58_address}@{before.block}" for e in emitted
+                ),
+                "the first commitment",
+            )
+            # chopsticks writes blocks to its database behind the head: bury the commitment
+            # so the node killed with SIGKILL has stored it.
+            advance_blocks(client, 3)
+            first.stop(kill=True)
+            nodes.enter_context(extra_chain(miners=2, db_path=db, resume=True, port=first.port))
+            kept = read_commitment(client, subnet.netuid, subnet.miners[0].ss58_address)
+            assert kept is not None and kept.block == before.block
+            after = commit_image(
+                client, subnet.miners[1], subnet.netuid, f"127.0.0.1:5000/m1:b@{DIGEST}"
+            )
+            assert after.block > before.block
+            wait_until(lambda: watch.scanned >= after.block, "the watcher to pass the restart")
+            head = client.finalized_number()
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        assert not thread.is_alive()
+
+        committed = [e for e in emitted if isinstance(e, SubmissionCommitted)]
+        assert [(e.hotkey, e.block) for e in committed] == [
+            (subnet.miners[0].ss58_address, before.block),
+            (subnet.miners[1].ss58_address, after.block),
+        ]
+        keys = [(type(e).__name__, e.key) for e in emitted]
+        assert len(keys) == len(set(keys)), "an event was emitted twice"
+        registered = {e.hotkey for e in emitted if type(e).__name__ == "MinerRegistered"}
+        assert registered == {subnet.validator.ss58_address} | {
+            m.ss58_address for m in subnet.miners
+        }
+
+        # A restarted watcher folds the log and rescans: everything it finds is already there.
+        log = LocalLogClient(EventLog(tmp_path / "events.duckdb"))
+        log.append(emitted)
+        resumed = ChainWatch.from_log(client, subnet.netuid, log)
+        assert resumed.state.last_block == after.block
+        again = resumed.catch_up(head)
+        assert {(type(e).__name__, e.key) for e in again} <= set(keys)
+        assert log.append(again) and log.last_seq() == len(emitted)
