@@ -12,6 +12,8 @@ Rules:
 - A newer commitment from a hotkey supersedes its queued one; a hotkey being evaluated keeps its
   new commitment queued until its eval ends (one submission per hotkey at a time).
 - Every round re-measures the king (role ``king``) beside the challengers.
+- A challenger whose eval ended in ``error`` (the validator's side failed, not the miner) is
+  queued again for the next round, at most ``error_retries`` times, then skipped with the reason.
 - Rounds are sequential: the next opens only after the crown keeper decided the last.
 """
 
@@ -82,10 +84,14 @@ class OpenRound:
 @dataclass
 class QueueState:
     challengers_per_round: int = 4
+    error_retries: int = 2
     pending: dict[str, SubmissionCommitted] = field(default_factory=dict)
     # digest -> eval id of the eval that judged it (pass or fail); never evaluated again.
     judged: dict[str, str] = field(default_factory=dict)
     king: KingRef | None = None
+    # eval id -> the commitment a challenger eval evaluates; submission key -> errored evals.
+    sources: dict[str, SubmissionCommitted] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
     round: OpenRound | None = None
     last_round: int = 0
     head_block: int = 0
@@ -118,7 +124,7 @@ class QueueState:
             case RoundDue():
                 return self._on_round_due(event)
             case EvalFinished():
-                self._on_finished(event)
+                return self._on_finished(event)
             case RoundDecided():
                 self._on_decided(event)
         return []
@@ -161,6 +167,7 @@ class QueueState:
         evals += [_queued(due, s.hotkey, s.image, s.digest, "challenger", s.block) for s in taken]
         for s in taken:
             del self.pending[s.hotkey]
+            self.sources[eval_id_for(s.digest, due.round)] = s
         self.last_round = due.round
         self.round = OpenRound(due.round, {q.eval_id: q for q in evals})
         opened = RoundOpened(
@@ -168,12 +175,23 @@ class QueueState:
         )
         return [opened, *evals]
 
-    def _on_finished(self, f: EvalFinished) -> None:
+    def _on_finished(self, f: EvalFinished) -> list[Event]:
         if self.round is None or f.eval_id not in self.round.evals:
-            return
+            return []
         self.round.finished.add(f.eval_id)
         if f.verdict != "error":
             self.judged.setdefault(f.digest, f.eval_id)
+            return []
+        source = self.sources.get(f.eval_id)
+        if source is None:
+            return []  # the king's re-measurement: it is measured again next round anyway
+        errors = self.errors[source.key] = self.errors.get(source.key, 0) + 1
+        if source.hotkey in self.pending:
+            return []  # a newer commitment from the same miner replaces this one
+        if errors > self.error_retries:
+            return [_skip(source, f"evaluation failed on the validator's side {errors} times")]
+        self.pending[source.hotkey] = source
+        return []
 
     def _on_decided(self, d: RoundDecided) -> None:
         if self.round is None or d.round != self.round.number:

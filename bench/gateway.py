@@ -238,7 +238,7 @@ def main() -> None:
             start_new_session=True,
         )
     ]
-    console = Console()
+    console = Console(width=120)
     try:
         _wait_healthy(upstream + "/health")
         auth = {"authorization": f"Bearer {secret}"}

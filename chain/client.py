@@ -106,7 +106,7 @@ def resolve_network(network: str) -> str:
 class ChainClient:
     """A reconnecting client; ``rpc_calls`` counts every JSON-RPC request sent."""
 
-    def __init__(self, url: str, *, backoff: Backoff | None = None, timeout_s: float = 30.0):
+    def __init__(self, url: str, *, backoff: Backoff | None = None, timeout_s: float = 120.0):
         self.url = url
         self.backoff = backoff or Backoff()
         self.timeout_s = timeout_s

@@ -34,7 +34,7 @@ def test_commit_from_a_wallet_reports_its_block_and_status_shows_it(
 
     unregistered = runner.invoke(app, args)
     assert unregistered.exit_code == 1
-    assert "is not registered on netuid" in unregistered.output
+    assert "is not registered on netuid" in " ".join(unregistered.output.split())
 
     hotkey = wallet.hotkey.ss58_address
     for module, function, params in [
@@ -45,13 +45,13 @@ def test_commit_from_a_wallet_reports_its_block_and_status_shows_it(
 
     bad = runner.invoke(app, [*args[:5], "sha256:abc", *args[6:]])
     assert bad.exit_code != 0
-    assert "64 lowercase hex" in bad.output
+    assert "64 lowercase hex" in " ".join(bad.output.split())
 
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     stored = read_commitment(chain_client, local_subnet.netuid, hotkey)
     assert stored is not None
-    assert f"in block {stored.block}" in result.output
+    assert f"in block {stored.block}" in " ".join(result.output.split())
 
     status = runner.invoke(
         app,

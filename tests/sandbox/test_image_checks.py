@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -107,3 +109,24 @@ def test_tampered_layer_is_refused_by_the_pull(
         pull_pinned(docker_client, ref, sandbox_profile)
     assert caught.value.reason == "layer_corrupt"
     assert not _is_local(docker_client, ref)
+
+
+def test_arena_eval_reports_a_rejected_image(
+    built_images: dict[str, str], tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """`arena eval --local` end to end for an image refused at the manifest check."""
+    name = built_images["adv-crash"].split("@")[0]
+    wrong = f"{name}@sha256:{secrets.token_hex(32)}"
+    out = tmp_path / "report.json"
+    env = {**os.environ, "ARENA_BASELINE_IMAGE": built_images["baseline"]}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "eval", "--local", "--image", wrong, "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=repo_root(),
+    )
+    assert result.returncode == 1, result.stderr
+    report = msgspec.json.decode(out.read_bytes())
+    assert (report["verdict"], report["reason"]) == ("fail", "manifest_not_found")
+    assert "FAIL" in result.stdout

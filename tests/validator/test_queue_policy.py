@@ -80,12 +80,11 @@ def test_identical_digest_is_evaluated_once() -> None:
     assert "already evaluated" in skipped(later)["c@20"]
 
 
-def test_errored_digest_may_be_evaluated_again() -> None:
+def test_errored_digest_is_not_taken_as_judged() -> None:
     state, out = fold_queue([commit("a", 11, 7), due(1)])
     state.apply(finished(queued(out)[0], verdict="error", score=0.0))
-    state.apply(RoundDecided(round=1))
-    assert state.apply(commit("a", 15, 7)) == []
-    assert [s.hotkey for s in state.queue()] == ["a"]
+    assert digest(7) not in state.judged
+    assert [(s.hotkey, s.block) for s in state.queue()] == [("a", 11)]
 
 
 def test_newer_commitment_supersedes_the_queued_one() -> None:
@@ -180,3 +179,30 @@ def test_unrelated_finish_is_ignored() -> None:
     )
     assert state.apply(finished(q)) == []
     assert state.judged == {}
+
+
+def test_a_validator_side_error_requeues_the_challenger_a_bounded_number_of_times() -> None:
+    state = QueueState(error_retries=1)
+    state.apply(commit("a", 11, 7))
+    (q1,) = queued(state.apply(due(1)))
+    assert state.apply(finished(q1, verdict="error", score=0.0)) == []
+    state.apply(RoundDecided(round=1))
+    (q2,) = queued(state.apply(due(2)))
+    assert (q2.hotkey, q2.digest) == ("a", digest(7)) and q2.eval_id != q1.eval_id
+    out = state.apply(finished(q2, verdict="error", score=0.0))
+    assert "validator's side 2 times" in skipped(out)["a@11"]
+    state.apply(RoundDecided(round=2))
+    assert not state.round_due()
+
+
+def test_a_kings_error_is_not_requeued_as_a_challenger() -> None:
+    state, out = fold_queue([commit("a", 11, 1), due(1)])
+    state.apply(finished(queued(out)[0]))
+    state.apply(
+        RoundDecided(round=1, king_hotkey="a", king_digest=digest(1), king_uid=1, king_image="i")
+    )
+    state.apply(commit("b", 12, 2))
+    out2 = state.apply(due(2))
+    king_eval = next(q for q in queued(out2) if q.role == "king")
+    assert state.apply(finished(king_eval, verdict="error", score=0.0)) == []
+    assert state.queue() == []

