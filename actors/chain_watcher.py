@@ -228,7 +228,7 @@ class ChainWatch:
         return cls(client, netuid, WatchState().fold(e for e in events if e.netuid == netuid))
 
     def catch_up(self, head: int) -> list[Event]:
-        """Events between what was scanned and ``head``; call :meth:`commit` once they are stored."""
+        """Events after what was scanned, up to ``head``; :meth:`commit` once they are stored."""
         if self.scanned and head <= self.scanned:
             return []
         if not self.scanned or head - self.scanned > MAX_CATCH_UP_BLOCKS:
@@ -240,7 +240,7 @@ class ChainWatch:
         self.scanned = max(self.scanned, head)
 
     def run(self, url: str, stop: threading.Event, emit: Callable[[list[Event]], object]) -> None:
-        """Follow finalized heads until ``stop``; chain outages are logged and retried, never raised."""
+        """Follow finalized heads until ``stop``; chain outages are logged and retried."""
         for head in follow_finalized(url, stop):
             try:
                 events = self.catch_up(head)

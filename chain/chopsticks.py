@@ -191,6 +191,6 @@ def start_chopsticks(
         time.sleep(0.5)
     chain.stop(kill=True)
     raise ChopsticksError(
-        f"chopsticks did not answer on {chain.url} within {startup_timeout_s:.0f}s; log {log_path}:\n"
-        + chain.log_tail()
+        f"chopsticks did not answer on {chain.url} within {startup_timeout_s:.0f}s; "
+        f"log {log_path}:\n" + chain.log_tail()
     )

@@ -1,12 +1,13 @@
 """One connection to a subtensor node: reconnect with backoff, storage reads, signed extrinsics.
 
 Every failure of the transport surfaces as :class:`ChainUnavailable` after bounded retries, and
-every failed dispatch as :class:`DispatchFailed` naming the error (``SubtensorModule.NotRegistered``),
-so callers never see websocket exceptions or raw module indices.
+every failed dispatch as :class:`DispatchFailed` naming the error
+(``SubtensorModule.NotRegistered``), so callers never see websocket exceptions or raw indices.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -133,10 +134,8 @@ class ChainClient:
 
     def close(self) -> None:
         if self._substrate is not None:
-            try:
+            with contextlib.suppress(*_TRANSPORT_ERRORS):
                 self._substrate.close()
-            except _TRANSPORT_ERRORS:
-                pass
             self._substrate = None
 
     def __enter__(self) -> ChainClient:
@@ -203,7 +202,7 @@ class ChainClient:
     def query_many(
         self, module: str, storage: str, params: list[list], block_hash: str | None = None
     ) -> list[Any]:
-        """Values of several entries of one storage item in a single request, in ``params`` order."""
+        """Several entries of one storage item in a single request, in ``params`` order."""
         if not params:
             return []
 
@@ -251,19 +250,10 @@ class ChainClient:
         return self._with_retry(go, f"{module}.{storage} map")
 
     def events(self, block_hash: str) -> list[dict]:
-        """The block's events as plain dicts: ``module_id``, ``event_id``, ``attributes``, ``extrinsic_idx``."""
+        """The block's events as dicts (``module_id``, ``event_id``, ``attributes``, ...)."""
         records = self.query("System", "Events", block_hash=block_hash)
-        return [
-            {
-                "module_id": r["event"]["module_id"]
-                if "module_id" in r["event"]
-                else r["module_id"],
-                "event_id": r["event"]["event_id"] if "event_id" in r["event"] else r["event_id"],
-                "attributes": r["event"].get("attributes", r.get("attributes")),
-                "extrinsic_idx": r.get("extrinsic_idx"),
-            }
-            for r in records
-        ]
+        keys = ("module_id", "event_id", "attributes", "extrinsic_idx")
+        return [{key: record.get(key) for key in keys} for record in records]
 
     def constant(self, module: str, name: str) -> Any:
         return self._with_retry(lambda s: _plain(s.get_constant(module, name)), f"{module}.{name}")
@@ -340,7 +330,7 @@ def _event_dict(event: Any) -> dict:
 
 
 def error_name(substrate: SubstrateInterface, dispatch_error: Any) -> str:
-    """``Pallet.Error`` for a module error, else the variant (``BadOrigin``, ``Token.FundsUnavailable``)."""
+    """``Pallet.Error`` for a module error, else the variant (``BadOrigin``, ``Token.X``)."""
     if isinstance(dispatch_error, dict) and "Module" in dispatch_error:
         module = dispatch_error["Module"]
         index = module["index"]

@@ -1,4 +1,4 @@
-"""Bootstrap a subnet on a local dev chain through real extrinsics: the setup tests and the demo share.
+"""Bootstrap a subnet on a local dev chain through real extrinsics (for tests and the demo).
 
 Dev keys only (``//Alice`` is sudo and subnet owner); never point this at a public network.
 """
@@ -109,7 +109,7 @@ def _admin(client: ChainClient, function: str, **params):
 def bootstrap_subnet(
     client: ChainClient, miners: int, params: SubnetParams | None = None
 ) -> LocalSubnet:
-    """Create a subnet, set its hyperparameters, register ``miners`` miners and a permitted validator.
+    """Create a subnet, set its hyperparameters, register ``miners`` miners and a validator.
 
     The chain must have been started with :func:`dev_accounts` funded and ``//Alice`` as sudo.
     """
@@ -204,12 +204,12 @@ def bootstrap_subnet(
 def _await_validator_permit(client: ChainClient, netuid: int, hotkey: str, tempo: int) -> None:
     # Permits are handed out by the epoch, which runs once per tempo: build blocks until it has.
     uid = client.query("SubtensorModule", "Uids", [netuid, hotkey])
-    for _ in range(3):
-        advance_blocks(client, tempo + 1)
+    for _ in range(2 * (tempo + 1)):
+        advance_blocks(client, 1)
         permits = client.query("SubtensorModule", "ValidatorPermit", [netuid])
         if uid < len(permits) and permits[uid]:
             return
     raise ChainError(
         f"validator {hotkey} (uid {uid}) got no validator permit on netuid {netuid} "
-        f"after {3 * (tempo + 1)} blocks; check its stake and the subnet's max validators"
+        f"after {2 * (tempo + 1)} blocks; check its stake and the subnet's max validators"
     )

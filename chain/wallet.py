@@ -28,7 +28,7 @@ DEFAULT_WALLETS_DIR = Path("~/.bittensor/wallets").expanduser()
 
 
 class WalletError(ValueError):
-    """A wallet file is missing, unreadable or malformed; the message names the file, never a secret."""
+    """A wallet file is missing, unreadable or malformed; messages name the file, never a secret."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -100,7 +100,7 @@ def load_coldkeypub(path: Path) -> str:
 
 
 def load_wallet(name: str, hotkey: str, root: Path = DEFAULT_WALLETS_DIR) -> Wallet:
-    """Wallet ``name`` with hotkey ``hotkey`` from ``root`` (``~/.bittensor/wallets`` by default)."""
+    """Wallet ``name`` with hotkey ``hotkey`` under ``root`` (``~/.bittensor/wallets``)."""
     wallet_dir = Path(root).expanduser() / name
     if not wallet_dir.is_dir():
         raise WalletError(f"wallet {name!r} not found: {wallet_dir} is not a directory")

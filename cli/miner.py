@@ -19,9 +19,7 @@ def commit(
     network: str = typer.Option("local", help="local, finney, test or a ws:// URL"),
     wallet_name: str = typer.Option("", help="wallet directory name"),
     wallet_hotkey: str = typer.Option("", help="hotkey name in the wallet"),
-    wallet_path: Path = typer.Option(
-        Path("~/.bittensor/wallets"), help="directory holding the wallets"
-    ),
+    wallet_path: str = typer.Option("~/.bittensor/wallets", help="directory holding the wallets"),
     hotkey_uri: str = typer.Option("", help="dev key URI such as //Bob//miner0 (local nets only)"),
 ) -> None:
     """Validate the reference, check the hotkey is registered, commit, and print the block."""
@@ -38,7 +36,7 @@ def commit(
         if hotkey_uri:
             hotkey = dev_keypair(hotkey_uri)
         elif wallet_name and wallet_hotkey:
-            hotkey = load_wallet(wallet_name, wallet_hotkey, wallet_path).hotkey
+            hotkey = load_wallet(wallet_name, wallet_hotkey, Path(wallet_path)).hotkey
         else:
             raise typer.BadParameter("give --wallet-name and --wallet-hotkey (or --hotkey-uri)")
     except WalletError as exc:

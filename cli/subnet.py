@@ -31,6 +31,7 @@ from events.types import (
     EvalQueued,
     Event,
     KingCrowned,
+    KingServing,
     RoundDecided,
     SubmissionCommitted,
     WeightsSet,
@@ -256,6 +257,61 @@ class LocalSubnetRun:
             return None
         return Outcome(True, f"the {WINNER} miner is king and holds all weight", king, weights)
 
+    # --- organic traffic -----------------------------------------------------------------------
+
+    def serve_king(self, timeout_s: float) -> None:
+        """Serve the king behind the gateway and send it one organic request.
+
+        Ray Serve apps from serve_apps/: the KingServer keeps the king's image running in its
+        sandbox and announces it with KingServing; the gateway follows that event.
+        """
+        import httpx
+        import ray
+        from ray import serve
+
+        from chain.chopsticks import free_port
+        from serve_apps.gateway import GatewayConfig, serve_gateway
+        from serve_apps.keys import create_key
+        from serve_apps.king import KingServer
+
+        self.say("starting the king's server for organic traffic")
+        king = KingServer.options(name="arena.king_server", namespace="arena").remote(
+            self.config.profile
+        )
+        ray.get(king.start.remote())
+
+        def announced(events: list[Event]) -> Outcome | None:
+            serving = [e for e in events if isinstance(e, KingServing)]
+            return Outcome(True, serving[-1].endpoint) if serving else None
+
+        outcome = self.watch(announced, timeout_s)
+        if not outcome.ok:
+            raise SubnetError(f"the king was not served: {outcome.reason}")
+        keys = self.workdir / "keys.json"
+        _, secret = create_key(keys, "demo", rate_per_s=5.0, burst=10)
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+        serve.run(
+            serve_gateway(
+                GatewayConfig(reference_endpoint=outcome.reason, keys_file=str(keys), port=port)
+            ),
+            name="gateway",
+            route_prefix=None,
+        )
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={
+                "model": "arena-tiny",
+                "messages": [{"role": "user", "content": "Say hello"}],
+                "max_tokens": 16,
+            },
+            timeout=120,
+        )
+        reply.raise_for_status()
+        text = reply.json()["choices"][0]["message"]["content"]
+        self.say(f"gateway on 127.0.0.1:{port} answered from the king: {text!r}")
+
     # --- summary -------------------------------------------------------------------------------
 
     def summary(self, outcome: Outcome) -> None:
@@ -296,7 +352,18 @@ class LocalSubnetRun:
 
             with contextlib.suppress(Exception):
                 supervisor.stop()
+            with contextlib.suppress(Exception):
+                from ray import serve
+
+                serve.shutdown()
             ray.shutdown()
+            # Sandboxes of evaluators that died with Ray; those of live processes stay.
+            import docker
+
+            from harness.runner import remove_leftovers
+
+            with contextlib.suppress(docker.errors.DockerException):
+                remove_leftovers(docker.from_env())
         if self.client is not None:
             self.client.close()
         if self.chain is not None:
@@ -306,6 +373,7 @@ class LocalSubnetRun:
 def subnet(
     workdir: str = typer.Option(".arena/subnet", help="where the event log is kept"),
     timeout_s: float = typer.Option(1800.0, help="give up after this many seconds"),
+    serve_king: bool = typer.Option(True, help="serve the king behind the gateway at the end"),
 ) -> None:
     """Run chain, validator, miners, eval, crown and weights locally."""
     path = Path(workdir)
@@ -320,6 +388,11 @@ def subnet(
         run.start_validator()
         run.commit_miners()
         outcome = run.watch(run.outcome, timeout_s)
+        if outcome.ok and serve_king:
+            try:
+                run.serve_king(timeout_s=900)
+            except Exception as exc:  # organic serving is a bonus step: report, don't fail
+                run.say(f"[yellow]serving the king failed:[/] {exc}")
         run.summary(outcome)
     except SubnetError as exc:
         run.console.print(f"[red]arena subnet failed:[/] {exc}")

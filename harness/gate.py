@@ -49,11 +49,12 @@ REPORTED_LOGPROB_TOLERANCE = 0.5  # nats a reported logprob may differ from the 
 # Mean common-prefix share with the baseline's greedy output; honest engines measured 1.0.
 EXACT_MATCH_FLOOR = 0.5
 # Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose first token came after
-# BUFFER_TTFT_SHARE of its latency was flushed at once. Judged at the lowest concurrency only:
-# there an honest engine has no batch-mates delaying its first token. Measured on the tiny
-# model on 2 cores shared with ~10 busy processes: honest vLLM 0.17-0.43 of latency, the
-# buffering proxy 0.96-1.0. (vLLM coalesces tokens when its API server is starved, so under
-# load an honest stream can look bunched; hence the comparison with the baseline's own share.)
+# BUFFER_TTFT_SHARE of its latency arrived flushed at once. A buffering server does this to
+# every answer; an honest one only while starved: vLLM's engine runs in its own process and
+# merges tokens the API server has not sent yet, so on 2 cores shared with ~15 busy processes
+# honest vLLM flushed up to 3 of 4 answers at once (its baseline's median share was 0.16;
+# the buffering proxy: 0.96-1.0 for every answer). So the gate fails a challenger only when
+# every answer was flushed while the baseline streamed (median share below the maximum).
 BUFFER_MIN_TOKENS = 4
 BUFFER_TTFT_SHARE = 0.9
 BUFFER_BASELINE_MAX_SHARE = 0.5
@@ -137,22 +138,16 @@ def _ttft_share(result: RequestResult) -> float:
 
 
 def _buffer_verdict(pairs) -> GateVerdict | None:
-    lowest = min(concurrency for concurrency, _, _, _ in pairs)
-    long = [
-        (base, chal)
-        for concurrency, _, base, chal in pairs
-        if concurrency == lowest and chal.output_len >= BUFFER_MIN_TOKENS
-    ]
+    long = [(base, chal) for _, _, base, chal in pairs if chal.output_len >= BUFFER_MIN_TOKENS]
     if not long:
         return None
     flushed = sum(_ttft_share(chal) >= BUFFER_TTFT_SHARE for _, chal in long)
     base_share = statistics.median(_ttft_share(base) for base, _ in long)
-    if flushed * 2 > len(long) and base_share < BUFFER_BASELINE_MAX_SHARE:
+    if flushed == len(long) and base_share < BUFFER_BASELINE_MAX_SHARE:
         return _fail(
             "buffered_stream",
-            f"{flushed}/{len(long)} answers at concurrency {lowest} had their first token after "
-            f"{BUFFER_TTFT_SHARE:.0%} of their latency (baseline's median {base_share:.0%}): "
-            "tokens must be streamed as they are generated",
+            f"all {flushed} answers had their first token after {BUFFER_TTFT_SHARE:.0%} of their "
+            f"latency (baseline's median share {base_share:.0%}): stream tokens as generated",
         )
     return None
 

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 import msgspec
 from ray import serve
@@ -157,6 +158,26 @@ def build_app(args: dict[str, str]) -> serve.Application:
     ).bind(config)
 
 
+def _start_ray(ray: Any, attempts: int = 3) -> None:
+    """A private Ray; retried because its raylet must register within a fixed 30 s, which a
+    container on a busy host can miss."""
+    for attempt in range(1, attempts + 1):
+        try:
+            # The miner passes no objects through Ray: a small store fits a container's /dev/shm.
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                object_store_memory=128 * 1024**2,
+                _node_ip_address="127.0.0.1",
+            )
+            return
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == attempts:
+                raise RuntimeError(f"Ray did not start in {attempts} attempts: {exc}") from exc
+            print(f"Ray did not start ({exc}); retrying", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start a private Ray on this machine, run the miner, and stop both on SIGTERM or SIGINT."""
     argv = sys.argv[1:] if argv is None else argv
@@ -186,13 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     import ray
 
-    # The miner passes no objects through Ray: a small object store fits a container's /dev/shm.
-    ray.init(
-        address="local",
-        include_dashboard=False,
-        object_store_memory=128 * 1024**2,
-        _node_ip_address="127.0.0.1",
-    )
+    _start_ray(ray)
 
     def stop(signum: int, frame: object) -> None:
         # Raised in the main thread wherever it is (starting up or serving), so `finally` runs.

@@ -13,10 +13,10 @@ import pytest
 from actors.chain_watcher import ChainWatch
 from chain.client import ChainClient
 from chain.commitment import commit_image, read_commitment
-from chain.localnet import SubnetParams, advance_blocks, bootstrap_subnet
+from chain.localnet import LocalSubnet, SubnetParams, advance_blocks, bootstrap_subnet, dev_miner
 from events.client import LocalLogClient
 from events.log import EventLog
-from events.types import Event, SubmissionCommitted
+from events.types import Event, MinerDeregistered, MinerRegistered, SubmissionCommitted
 from tests.fixtures.chain import extra_chain
 
 pytestmark = pytest.mark.chain
@@ -30,6 +30,26 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 120.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(0.2)
+
+
+def replace_a_neuron(client: ChainClient, subnet: LocalSubnet) -> tuple[int, str, str]:
+    """Fill the subnet, drop immunity, register one more: the chain prunes a neuron for it."""
+    netuid = subnet.netuid
+    full = client.query("SubtensorModule", "SubnetworkN", [netuid])
+    for function, params in [
+        ("sudo_set_max_allowed_uids", {"netuid": netuid, "max_allowed_uids": full}),
+        ("sudo_set_immunity_period", {"netuid": netuid, "immunity_period": 0}),
+    ]:
+        client.sudo(client.compose_call("AdminUtils", function, params), subnet.sudo)
+    before = dict(client.query_map("SubtensorModule", "Keys", [netuid]))
+    newcomer = dev_miner(len(subnet.miners)).ss58_address
+    register = client.compose_call(
+        "SubtensorModule", "burned_register", {"netuid": netuid, "hotkey": newcomer}
+    )
+    client.submit(register, subnet.miner_coldkey)
+    uid = client.query("SubtensorModule", "Uids", [netuid, newcomer])
+    assert client.query("SubtensorModule", "SubnetworkN", [netuid]) == full
+    return uid, before[uid], newcomer
 
 
 def test_watch_recovers_after_the_node_is_killed_and_restarted(tmp_path: Path) -> None:
@@ -67,12 +87,20 @@ def test_watch_recovers_after_the_node_is_killed_and_restarted(tmp_path: Path) -
             )
             assert after.block > before.block
             wait_until(lambda: watch.scanned >= after.block, "the watcher to pass the restart")
+            replaced_uid, replaced, newcomer = replace_a_neuron(client, subnet)
             head = client.finalized_number()
+            wait_until(lambda: watch.scanned >= head, "the watcher to see the replacement")
         finally:
             stop.set()
             thread.join(timeout=30)
         assert not thread.is_alive()
 
+        gone = [e for e in emitted if isinstance(e, MinerDeregistered)]
+        assert [(e.uid, e.hotkey) for e in gone] == [(replaced_uid, replaced)]
+        assert any(
+            isinstance(e, MinerRegistered) and (e.uid, e.hotkey) == (replaced_uid, newcomer)
+            for e in emitted
+        )
         committed = [e for e in emitted if isinstance(e, SubmissionCommitted)]
         assert [(e.hotkey, e.block) for e in committed] == [
             (subnet.miners[0].ss58_address, before.block),

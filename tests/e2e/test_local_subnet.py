@@ -169,6 +169,24 @@ def interrupted(
         supervisor.stop()
         if run.client is not None:
             run.client.close()
+        _remove_my_sandboxes(run)
+
+
+def _remove_my_sandboxes(run: LocalSubnetRun) -> None:
+    """Sandboxes of the evaluators this run killed: their owners die shortly after the kill."""
+    import docker
+
+    from harness.runner import LABEL, remove_leftovers
+
+    client = docker.from_env()
+    wait_until(
+        "the killed evaluators' sandboxes to be removed",
+        lambda: (
+            remove_leftovers(client) >= 0
+            and not client.containers.list(all=True, filters={"label": LABEL, "name": "arena-r"})
+        ),
+        60,
+    )
 
 
 def test_the_faster_honest_miner_is_crowned(interrupted: Interrupted) -> None:

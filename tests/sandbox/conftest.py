@@ -44,7 +44,7 @@ def sandbox_profile(tiny_model_dir: Path, built_images: dict[str, str]) -> Profi
         concurrency_levels=(1, 2),
         input_tokens=32,
         output_tokens=16,
-        startup_timeout_s=240.0,
+        startup_timeout_s=600.0,
         request_timeout_s=30.0,
     )
 
