@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from substrateinterface import Keypair
 
@@ -38,6 +39,9 @@ __all__ = [
     "WatchState",
     "start_chain_watcher",
 ]
+
+if TYPE_CHECKING:
+    from actors.validator_config import ValidatorConfig
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +259,7 @@ class ChainWatch:
 class ChainWatcher:
     """Ray actor body: ``arena.chain_watcher``, detached; folds the log, then follows the chain."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: ValidatorConfig) -> None:
         from actors.log_client import LogClient
 
         self.config = config
@@ -284,7 +288,7 @@ class ChainWatcher:
         }
 
 
-def start_chain_watcher(config):
+def start_chain_watcher(config: ValidatorConfig) -> Any:
     """Start (or find) the detached ``arena.chain_watcher`` actor for ``config``."""
     import ray
 

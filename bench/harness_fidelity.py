@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -62,19 +63,22 @@ def _event(token_id: int) -> bytes:
 _ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
 
 
-async def _serve_one(reader, writer, ttft_s: float, itl_s: float) -> None:
+async def _serve_one(reader, writer, ttft_s: float, itl_s: float, stamps) -> None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
+        received = time.perf_counter()
     except asyncio.IncompleteReadError:
         return  # a readiness probe
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length")
-    )
-    body = json.loads(await reader.readexactly(length))
-    if head.startswith(b"POST /tokenize"):  # `vllm bench serve` counts prompt tokens first
-        answer = json.dumps({"count": 1, "tokens": [1], "max_model_len": 4096}).encode()
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length"):
+            length = int(line.split(b":")[1])
+    body = json.loads(await reader.readexactly(length)) if length else {}
+    if not head.startswith(b"POST /v1/chat/completions"):
+        # `vllm bench serve` asks for the model list and prompt token counts first.
+        answer = json.dumps(
+            {"count": 1, "tokens": [1], "max_model_len": 4096, "data": [{"id": "arena-tiny"}]}
+        ).encode()
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
             + f"content-length: {len(answer)}\r\n\r\n".encode()
@@ -86,6 +90,7 @@ async def _serve_one(reader, writer, ttft_s: float, itl_s: float) -> None:
     tokens = body.get("max_completion_tokens") or body["max_tokens"]
     event = _event(65)
     start = time.perf_counter()
+    writes = []
     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
     for i in range(tokens):
         if itl_s:
@@ -94,20 +99,25 @@ async def _serve_one(reader, writer, ttft_s: float, itl_s: float) -> None:
         if i == 0:
             writer.write(_ROLE)
         writer.write(event)
-        if itl_s or i % 64 == 0:
+        if itl_s:
+            await writer.drain()
+            writes.append(time.perf_counter())
+        elif i % 64 == 0:
             await writer.drain()
     usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": tokens}}
     writer.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
     await writer.drain()
     writer.close()
+    if writes:
+        stamps.put((received, writes))
 
 
-def _serve(port: int, ttft_s: float, itl_s: float, core: int) -> None:
+def _serve(port: int, ttft_s: float, itl_s: float, core: int, stamps) -> None:
     os.sched_setaffinity(0, {core})
 
     async def main() -> None:
         server = await asyncio.start_server(
-            lambda r, w: _serve_one(r, w, ttft_s, itl_s), "127.0.0.1", port
+            lambda r, w: _serve_one(r, w, ttft_s, itl_s, stamps), "127.0.0.1", port
         )
         async with server:
             await server.serve_forever()
@@ -115,11 +125,13 @@ def _serve(port: int, ttft_s: float, itl_s: float, core: int) -> None:
     asyncio.run(main())
 
 
-def _start_synthetic(ttft_s: float, itl_s: float, core: int) -> tuple[str, multiprocessing.Process]:
+def _start_synthetic(ttft_s: float, itl_s: float, core: int, stamps=None):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    process = multiprocessing.Process(target=_serve, args=(port, ttft_s, itl_s, core), daemon=True)
+    process = multiprocessing.Process(
+        target=_serve, args=(port, ttft_s, itl_s, core, stamps), daemon=True
+    )
     process.start()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -191,19 +203,36 @@ _VLLM_BENCH = (
 )
 
 
+def _server_truth(stamps, count: int) -> tuple[float, float]:
+    """Median TTFT and ITL (ms) as the server really wrote them, for the last ``count`` requests."""
+    import statistics
+
+    records = []
+    while not stamps.empty():
+        records.append(stamps.get())
+    records = records[-count:]
+    ttft = statistics.median(writes[0] - received for received, writes in records)
+    itl = statistics.median(b - a for _, writes in records for a, b in itertools.pairwise(writes))
+    return ttft * 1000, itl * 1000
+
+
 def ground_truth(model_dir: str) -> dict:
-    url, server = _start_synthetic(TTFT_S, ITL_S, core=1)
+    """Client medians minus the medians of the server's own write timestamps (ms)."""
+    stamps = multiprocessing.Queue()
+    url, server = _start_synthetic(TTFT_S, ITL_S, core=1, stamps=stamps)
     try:
         profile = _profile(16, (1,), SCHEDULE_TOKENS)
         ours = _harness(url, profile)[1]
+        ours_truth = _server_truth(stamps, profile.num_prompts)
         theirs = _vllm_bench(url, profile, 1, model_dir, None)
+        theirs_truth = _server_truth(stamps, profile.num_prompts)
     finally:
         server.terminate()
     return {
-        "harness_ttft_error_ms": ours["median_ttft_ms"] - TTFT_S * 1000,
-        "harness_itl_error_ms": ours["median_itl_ms"] - ITL_S * 1000,
-        "vllm_bench_ttft_error_ms": theirs["median_ttft_ms"] - TTFT_S * 1000,
-        "vllm_bench_itl_error_ms": theirs["median_itl_ms"] - ITL_S * 1000,
+        "harness_ttft_error_ms": ours["median_ttft_ms"] - ours_truth[0],
+        "harness_itl_error_ms": ours["median_itl_ms"] - ours_truth[1],
+        "vllm_bench_ttft_error_ms": theirs["median_ttft_ms"] - theirs_truth[0],
+        "vllm_bench_itl_error_ms": theirs["median_itl_ms"] - theirs_truth[1],
     }
 
 

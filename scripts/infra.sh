@@ -170,9 +170,11 @@ stop_dockerd() {
 	local pid
 	pid=$(dockerd_pid)
 	[ -z "$pid" ] || stop_pid dockerd "$pid"
-	# dockerd stops the containerd it supervises, unless it was killed.
+	# A killed dockerd leaves the containerd it supervises running,
 	pid=$(live_pid "$state/exec/containerd/containerd.pid" "$state/exec/containerd")
 	[ -z "$pid" ] || stop_pid containerd "$pid"
+	# and the bind mount of its data root, which it also leaves behind when killed.
+	! mountpoint -q "$state/docker-data" || umount "$state/docker-data"
 	rm -f "$dockerd_pidfile" "${ARENA_PRIVATE_DOCKER_HOST#unix://}"
 }
 

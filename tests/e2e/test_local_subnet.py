@@ -141,7 +141,7 @@ def interrupted(
         result = Interrupted(run, Outcome(False, "not run"))
 
         # 1. SIGKILL the evaluator's worker once its eval has measured the first baseline.
-        eval_id = _watch_for(run, "an eval past its first baseline", set(), 900)
+        eval_id = _watch_for(run, "an eval past its first baseline", set(), 1800)
         scheduler = supervisor.get("scheduler")
         name = ray.get(scheduler.running_evaluators.remote())[eval_id]
         pid = wait_until(f"the pid of {name}", lambda: supervisor.pid_of(name), 30)
@@ -150,7 +150,7 @@ def interrupted(
         run.say(f"[red]SIGKILL[/] evaluator {name} (pid {pid}) in the middle of {eval_id}")
 
         # 2. Stop the whole Ray cluster while another eval is running, then start it again.
-        other = _watch_for(run, "a second eval past its first baseline", {eval_id}, 1200)
+        other = _watch_for(run, "a second eval past its first baseline", {eval_id}, 1800)
         run.say(f"[red]stopping the Ray cluster[/] in the middle of {other}")
         _restart_ray()
         supervisor.start(run.config)
