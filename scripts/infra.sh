@@ -12,7 +12,8 @@
 # otherwise Debian's docker-registry serves there from its own storage dir. Chopsticks is not
 # started here: each test session starts its own (tests/fixtures/chain.py).
 #
-# Environment: ARENA_STATE_DIR (default <repo>/.arena/infra), ARENA_REGISTRY_ADDR (default
+# Environment: ARENA_STATE_DIR (default <repo>/.arena/infra; PID files, sockets, logs), ARENA_DATA_DIR
+# (default /var/lib/arena; image layers and registry blobs, kept across checkouts), ARENA_REGISTRY_ADDR (default
 # 127.0.0.1:5000), DOCKER_HOST (an engine to use; set it to unix://$ARENA_STATE_DIR/docker.sock to
 # ask for the private one even where another engine runs).
 set -euo pipefail
@@ -67,7 +68,7 @@ start_dockerd() {
 	# Left by a dockerd that was killed; dockerd refuses a PID file whose PID is alive again.
 	rm -f "${ARENA_PRIVATE_DOCKER_HOST#unix://}" "$dockerd_pidfile"
 	# 9>&-: the children must not inherit the state-dir lock.
-	setsid dockerd --host "$ARENA_PRIVATE_DOCKER_HOST" --data-root "$state/docker-data" \
+	setsid dockerd --host "$ARENA_PRIVATE_DOCKER_HOST" --data-root "$ARENA_DATA_DIR/docker" \
 		--exec-root "$state/exec" --pidfile "$dockerd_pidfile" "${extra[@]}" 9>&- \
 		>"$state/dockerd.log" 2>&1 </dev/null &
 	local pid=$!
@@ -81,7 +82,7 @@ start_registry() {
 		version: 0.1
 		storage:
 		  filesystem:
-		    rootdirectory: $state/registry-data
+		    rootdirectory: $ARENA_DATA_DIR/registry
 		  delete:
 		    enabled: true
 		http:
@@ -150,7 +151,7 @@ stop_pid() {
 }
 
 cmd_start() {
-	mkdir -p "$state"
+	mkdir -p "$state" "$ARENA_DATA_DIR"
 	exec 9>"$state/lock"
 	flock 9 # one start or stop at a time per state dir
 	local host

@@ -5,6 +5,9 @@
 ARENA_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ARENA_REGISTRY_ADDR=${ARENA_REGISTRY_ADDR:-127.0.0.1:5000}
 ARENA_STATE_DIR=$(realpath -m "${ARENA_STATE_DIR:-$ARENA_REPO/.arena/infra}")
+# Image layers and registry blobs outlive a checkout (like /var/lib/docker): a second clone on the
+# same machine, CI's included, reuses built images instead of rebuilding them cold.
+ARENA_DATA_DIR=$(realpath -m "${ARENA_DATA_DIR:-/var/lib/arena}")
 # The socket a private dockerd listens on; users may point DOCKER_HOST at it to ask for it.
 ARENA_PRIVATE_DOCKER_HOST="unix://$ARENA_STATE_DIR/docker.sock"
 
