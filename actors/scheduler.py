@@ -94,7 +94,7 @@ class Scheduler:
                 log.exception("scheduler loop failed; restarting it from the log in 5 s")
                 await asyncio.sleep(5)
                 self.state = QueueState(challengers_per_round=self.config.challengers_per_round)
-                self.fold.seq = 0
+                self.fold = FoldLoop(self.log, (*INPUT_TYPES, EvalStarted), self._apply)
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:
@@ -182,6 +182,7 @@ class Scheduler:
             "seq": self.fold.seq,
             "caught_up": self.fold.caught_up,
             "round": self.state.last_round,
+            "open": self.state.round is not None,
             "queue": [(s.hotkey, s.block, s.digest) for s in self.state.queue()],
             "in_flight": [
                 (q.eval_id, q.hotkey, q.role, self.attempts.get(q.eval_id, 0))

@@ -25,8 +25,8 @@ from chain.localnet import SubnetParams, advance_blocks, bootstrap_subnet, dev_a
 from events.types import Event, SubmissionCommitted
 
 SIZES = (64, 256)
-COMMITS = 5
-EMPTY_BLOCKS = 20
+COMMITS = 3
+EMPTY_BLOCKS = 5
 RESULTS = Path(__file__).parent / "results" / "chain_watch.json"
 DIGEST = "sha256:" + "ab" * 32
 
@@ -41,7 +41,8 @@ def _wait(condition, timeout_s: float = 120.0) -> None:
 
 def measure(url: str, miners: int) -> dict:
     client = ChainClient(url)
-    subnet = bootstrap_subnet(client, miners, SubnetParams(tempo=10))
+    # A long tempo keeps epochs (slow over hundreds of neurons under chopsticks) out of the run.
+    subnet = bootstrap_subnet(client, miners, SubnetParams(tempo=1000))
     watch_client = ChainClient(url)
     watch = ChainWatch(watch_client, subnet.netuid)
     seen: dict[str, float] = {}

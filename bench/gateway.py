@@ -174,7 +174,9 @@ def _start_litellm(
     )
 
 
-def _start_gateways(upstream: str, keys_file: Path, port: int, proxy_port: int) -> None:
+def _start_gateways(
+    upstream: str, keys_file: Path, port: int, proxy_port: int, ray_dir: Path
+) -> None:
     """Both gateway paths in one private Ray: the deployed one and the one behind Serve's proxy."""
     for name, value in {
         "RAY_AUTH_MODE": "disabled",
@@ -190,7 +192,7 @@ def _start_gateways(upstream: str, keys_file: Path, port: int, proxy_port: int) 
     ray.init(
         address="local",
         include_dashboard=False,
-        _temp_dir=tempfile.mkdtemp(prefix="rb-", dir="/tmp"),
+        _temp_dir=str(ray_dir),
         log_to_driver=False,
     )
     serve.start(
@@ -260,7 +262,7 @@ def main() -> None:
             paths.append(("litellm", litellm, {"authorization": f"Bearer {master_key}"}))
         else:
             console.print(f"[yellow]no LiteLLM at {args.litellm}: skipping it[/]")
-        _start_gateways(upstream, workdir / "keys.json", gateway_port, proxy_port)
+        _start_gateways(upstream, workdir / "keys.json", gateway_port, proxy_port, workdir / "ray")
         for _, base, _ in paths[:3]:
             _wait_healthy(base + "/health", timeout_s=300)
 

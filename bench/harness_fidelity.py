@@ -167,6 +167,10 @@ def _prompt_tokens(profile, model_dir: str) -> int:
     return round(sum(len(tokenizer.encode(p.text).ids) for p in prompts) / len(prompts))
 
 
+# Ask vLLM for the same per-token logprobs the harness asks for, so both load it equally.
+_SAME_WORK = {"logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids": True}
+
+
 def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         command = [
@@ -178,6 +182,7 @@ def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int |
             "--random-output-len", str(profile.output_tokens), "--ignore-eos",
             "--num-prompts", str(profile.num_prompts), "--max-concurrency", str(concurrency),
             "--num-warmups", str(profile.warmup_requests), "--temperature", "0",
+            "--extra-body", json.dumps(_SAME_WORK),
             "--save-result", "--result-dir", tmp, "--result-filename", "out.json",
         ]  # fmt: skip
         if core is not None:

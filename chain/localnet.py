@@ -20,6 +20,7 @@ __all__ = [
     "dev_accounts",
     "dev_miner",
     "jump_blocks",
+    "next_epoch_block",
 ]
 
 TAO = 10**9
@@ -83,7 +84,10 @@ def dev_accounts(miners: int) -> tuple[str, dict[str, int]]:
 
 def advance_blocks(client: ChainClient, count: int) -> int:
     """Build ``count`` empty blocks on a chopsticks node; returns the new head number."""
-    client.rpc("dev_newBlock", [{"count": count}])
+    # One block per request: a long batch could outlast the client's read timeout, and a
+    # retried request would build the blocks twice.
+    for _ in range(count):
+        client.rpc("dev_newBlock", [{"count": 1}])
     return client.finalized_number()
 
 
@@ -164,17 +168,6 @@ def bootstrap_subnet(
     ]
     client.sudo(client.compose_call("Utility", "batch_all", {"calls": hyperparams}), sudo)
 
-    for start in range(0, miners, _REGISTRATIONS_PER_BATCH):
-        batch = [
-            client.compose_call(
-                "SubtensorModule",
-                "burned_register",
-                {"netuid": netuid, "hotkey": key.ss58_address},
-            )
-            for key in miner_keys[start : start + _REGISTRATIONS_PER_BATCH]
-        ]
-        client.submit(client.compose_call("Utility", "batch_all", {"calls": batch}), miner_coldkey)
-
     client.submit(
         client.compose_call(
             "SubtensorModule",
@@ -187,7 +180,19 @@ def bootstrap_subnet(
         ),
         sudo,
     )
+    # Permit first, while the validator is alone: an epoch over many neurons is slow here.
     _await_validator_permit(client, netuid, validator.ss58_address, params.tempo)
+    for start in range(0, miners, _REGISTRATIONS_PER_BATCH):
+        batch = [
+            client.compose_call(
+                "SubtensorModule",
+                "burned_register",
+                {"netuid": netuid, "hotkey": key.ss58_address},
+            )
+            for key in miner_keys[start : start + _REGISTRATIONS_PER_BATCH]
+        ]
+        client.submit(client.compose_call("Utility", "batch_all", {"calls": batch}), miner_coldkey)
+
     return LocalSubnet(
         url=client.url,
         netuid=netuid,
@@ -201,15 +206,23 @@ def bootstrap_subnet(
     )
 
 
+def next_epoch_block(netuid: int, tempo: int, head: int) -> int:
+    """The first block after ``head`` whose epoch runs for ``netuid`` (subtensor's schedule:
+    ``(block + netuid + 1) % (tempo + 1) == tempo``)."""
+    offset = (tempo - (head + 1 + netuid + 1)) % (tempo + 1)
+    return head + 1 + offset
+
+
 def _await_validator_permit(client: ChainClient, netuid: int, hotkey: str, tempo: int) -> None:
-    # Permits are handed out by the epoch, which runs once per tempo: build blocks until it has.
+    # Permits are handed out by the epoch: jump straight to the next epoch's block.
     uid = client.query("SubtensorModule", "Uids", [netuid, hotkey])
-    for _ in range(2 * (tempo + 1)):
-        advance_blocks(client, 1)
+    for _ in range(2):
+        head = client.finalized_number()
+        jump_blocks(client, next_epoch_block(netuid, tempo, head) - head)
         permits = client.query("SubtensorModule", "ValidatorPermit", [netuid])
         if uid < len(permits) and permits[uid]:
             return
     raise ChainError(
-        f"validator {hotkey} (uid {uid}) got no validator permit on netuid {netuid} "
-        f"after {2 * (tempo + 1)} blocks; check its stake and the subnet's max validators"
+        f"validator {hotkey} (uid {uid}) got no validator permit on netuid {netuid} after two "
+        "epochs; check its stake and the subnet's max validators"
     )

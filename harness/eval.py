@@ -36,7 +36,7 @@ import msgspec
 
 from harness import gate, score
 from harness.loadgen import RequestResult, make_client, send_request
-from harness.measure import STALL_TIMEOUT_S, Measurement, measure
+from harness.measure import Measurement, measure
 from harness.profile import Profile, get_profile
 from harness.prompts import sample_prompts
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
@@ -127,7 +127,11 @@ def _measure(url: str, profile: Profile, seed: str) -> Measurement:
 
 
 def _probe(box: Sandbox, profile: Profile, seed: str) -> None:
-    """One request before the full load: a server that hangs or errors fails in seconds."""
+    """One request before the full load: a server that hangs or errors fails in seconds.
+
+    Its stall limit is the whole request timeout, not the measurement's: an honest vLLM CPU
+    compiles kernels on its first request, which can be silent for a while on a busy machine.
+    """
     prompt = sample_prompts(f"probe:{seed}", 1, profile.input_tokens, profile.output_tokens)[0]
 
     async def one() -> RequestResult:
@@ -138,7 +142,7 @@ def _probe(box: Sandbox, profile: Profile, seed: str) -> None:
                 prompt,
                 profile.served_model_name,
                 request_timeout_s=profile.request_timeout_s,
-                stall_timeout_s=STALL_TIMEOUT_S,
+                stall_timeout_s=profile.request_timeout_s,
             )
 
     result = asyncio.run(one())

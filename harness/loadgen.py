@@ -114,32 +114,34 @@ async def _stream(
             text = (await response.aread())[:200].decode(errors="replace")
             result.error = f"http_{response.status_code}: {text}"
             return
-        chunks = response.aiter_raw()
-        while True:
-            # Before the first token, the request timeout alone bounds the wait (prefill).
-            stall = stall_timeout_s if result.token_ids else None
-            try:
-                chunk = await asyncio.wait_for(anext(chunks), stall)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                result.error = f"stall: no data for {stall_timeout_s:.0f} s mid-stream"
-                return
-            arrival = time.perf_counter() - result.start
-            for event in parser.feed(chunk, arrival):
-                if event.finish_reason is not None:
-                    result.finish_reason = event.finish_reason
-                if not event.token_ids:
-                    continue
-                if result.token_ids:
-                    result.itl.append(arrival - last_event)
-                else:
-                    result.ttft = arrival
-                last_event = arrival
-                result.token_ids.extend(event.token_ids)
-                result.logprobs.extend(event.logprobs)
-                result.arrivals.extend([arrival] * len(event.token_ids))
-                result.text += event.text
+        # One timer rescheduled per chunk (cheaper than a wait_for task per chunk); before the
+        # first token only the request timeout bounds the wait (prefill).
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as stall:
+                async for chunk in response.aiter_raw():
+                    arrival = time.perf_counter() - result.start
+                    for event in parser.feed(chunk, arrival):
+                        if event.finish_reason is not None:
+                            result.finish_reason = event.finish_reason
+                        if not event.token_ids:
+                            continue
+                        if result.token_ids:
+                            result.itl.append(arrival - last_event)
+                        else:
+                            result.ttft = arrival
+                        last_event = arrival
+                        result.token_ids.extend(event.token_ids)
+                        result.logprobs.extend(event.logprobs)
+                        result.arrivals.extend([arrival] * len(event.token_ids))
+                        result.text += event.text
+                    if result.token_ids:
+                        stall.reschedule(loop.time() + stall_timeout_s)
+        except TimeoutError:
+            if not stall.expired():
+                raise  # the request timeout, handled by the caller
+            result.error = f"stall: no data for {stall_timeout_s:.0f} s mid-stream"
+            return
         parser.finish()
     if not result.token_ids:
         result.error = "empty: the stream carried no tokens"

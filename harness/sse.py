@@ -108,17 +108,18 @@ class SSEParser:
         self.done = False
 
     def feed(self, chunk: bytes, arrival: float) -> list[TokenEvent]:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")  # SSE allows CRLF line ends
         events: list[TokenEvent] = []
-        while True:
-            end, sep_len = self._event_end()
-            if end < 0:
-                return events
-            raw = self._buffer[:end]
-            self._buffer = self._buffer[end + sep_len :]
-            event = self._parse_event(raw, arrival)
+        position = 0
+        while (end := buffer.find(b"\n\n", position)) >= 0:
+            event = self._parse_event(buffer[position:end], arrival)
+            position = end + 2
             if event is not None:
                 events.append(event)
+        self._buffer = buffer[position:]
+        return events
 
     def finish(self) -> None:
         """Call when the body ends: the stream must have ended with `data: [DONE]`."""
@@ -127,14 +128,9 @@ class SSEParser:
         if not self.done:
             raise StreamError("missing_done", "the stream closed before 'data: [DONE]'")
 
-    def _event_end(self) -> tuple[int, int]:
-        lf = self._buffer.find(b"\n\n")
-        crlf = self._buffer.find(b"\r\n\r\n")
-        if crlf >= 0 and (lf < 0 or crlf < lf):
-            return crlf, 4
-        return lf, 2
-
     def _parse_event(self, raw: bytes, arrival: float) -> TokenEvent | None:
+        if raw.startswith(b"data: {") and b"\n" not in raw:  # the usual one-line event
+            return self._parse_data(raw[6:], arrival)
         data_lines = []
         for line in raw.splitlines():
             if not line or line.startswith(b":"):
@@ -145,7 +141,9 @@ class SSEParser:
                 raise StreamError("malformed_event", f"line is not an SSE field: {line[:80]!r}")
         if not data_lines:
             return None
-        data = b"\n".join(data_lines)
+        return self._parse_data(b"\n".join(data_lines), arrival)
+
+    def _parse_data(self, data: bytes, arrival: float) -> TokenEvent | None:
         if self.done:
             raise StreamError("data_after_done", f"event after [DONE]: {data[:80]!r}")
         if data == b"[DONE]":

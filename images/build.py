@@ -71,7 +71,7 @@ def specs() -> list[Spec]:
         Spec(
             "miner-ref", images / "miner-ref", "base", online=True, extra=("harness", "serve_apps")
         ),
-        Spec("miner-fast", images / "miner-fast", "base", online=True),
+        Spec("miner-fast", images / "miner-fast", "base"),
         Spec("cheater", images / "cheater", "base"),
     ]
     out += [

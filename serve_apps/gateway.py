@@ -2,8 +2,11 @@
 
 Run it with Ray Serve (the builder takes the config as ``key=value`` arguments)::
 
-    serve run --non-blocking serve_apps.gateway:build_app \\
+    serve run serve_apps.gateway:build_app \\
         reference_endpoint=http://127.0.0.1:8000 keys_file=/srv/arena/keys.json port=8080
+
+On the validator's cluster (``RAY_ADDRESS`` set) add ``--non-blocking``, stop with ``serve
+shutdown -y``; ``event_log=false`` serves from the reference miner alone, with no event log.
 
 Serving path: each replica serves the ASGI app on its own uvicorn listener bound to the configured
 host (127.0.0.1 unless told otherwise) instead of behind Serve's HTTP proxy. Serve still places,

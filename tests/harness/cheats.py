@@ -124,9 +124,7 @@ class CheatProxy:
             else:
                 writer.write(_sse(out))
                 await writer.drain()
-        for event in held:
-            writer.write(event)
-        writer.write(_sse("[DONE]"))
+        writer.write(b"".join(held) + _sse("[DONE]"))  # one write: the flush is one burst
 
     def _garble(self, chunk: dict, entries: list[dict], first: int) -> None:
         """Swap tokens from ``first`` on for other printable ones; ids, text, logprobs agree."""

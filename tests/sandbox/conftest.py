@@ -45,7 +45,7 @@ def sandbox_profile(tiny_model_dir: Path, built_images: dict[str, str]) -> Profi
         input_tokens=32,
         output_tokens=16,
         startup_timeout_s=600.0,
-        request_timeout_s=30.0,
+        request_timeout_s=120.0,
     )
 
 
@@ -55,6 +55,7 @@ def adversary_profile(sandbox_profile: Profile) -> Profile:
     return msgspec.structs.replace(
         sandbox_profile,
         startup_timeout_s=15.0,
+        request_timeout_s=10.0,
         memory_limit="256m",
         pids_limit=64,
         cpus=1.0,

@@ -18,6 +18,7 @@ import ray
 
 from actors import supervisor
 from actors.log_client import LogClient
+from actors.queue_policy import eval_id_for
 from actors.validator_config import ValidatorConfig
 from chain.client import ChainClient
 from chain.localnet import LocalSubnet
@@ -25,11 +26,13 @@ from chain.weights import read_weights
 from events.types import (
     CrownDefended,
     EvalFinished,
+    EvalQueued,
     EvalStarted,
     Event,
     KingCrowned,
     RoundDecided,
     SubmissionCommitted,
+    SubmissionSkipped,
     WeightsSet,
 )
 from tests.validator.scripted_evaluator import ScriptedEvaluator
@@ -94,6 +97,11 @@ class Validator:
             if isinstance(e, RoundDecided) and e.round == round_no:
                 return e
         return None
+
+    def idle(self) -> bool:
+        """No round open and nothing queued: the log stops growing until a new commitment."""
+        status = ray.get(supervisor.get("scheduler").status.remote())
+        return not status["open"] and not status["queue"]
 
     def chain_weights(self) -> dict[int, float]:
         return read_weights(self.chain, self.subnet.netuid, self.subnet.validator.ss58_address)
@@ -160,11 +168,7 @@ def test_evals_that_keep_dying_end_as_errors_with_a_reason(validator: Validator)
     v.commit(0, "crash", 5)
     decided = wait_until("round 2 decided", lambda: v.decided(2))
     assert decided.king_hotkey == v.hotkey(1), "the king was re-measured and kept the crown"
-    errored = [
-        e
-        for e in v.events(EvalFinished)
-        if isinstance(e, EvalFinished) and e.hotkey == v.hotkey(0) and e.digest == digest(5)
-    ]
+    errored = [e for e in v.events(EvalFinished) if e.key == eval_id_for(digest(5), 2)]
     assert len(errored) == 1
     assert errored[0].verdict == "error"
     assert "evaluator died in all 2 attempts" in errored[0].reason
@@ -176,11 +180,30 @@ def test_evals_that_keep_dying_end_as_errors_with_a_reason(validator: Validator)
     assert len(remeasured) == 1
 
 
+def test_an_errored_challenger_is_retried_in_later_rounds_then_skipped(
+    validator: Validator,
+) -> None:
+    v = validator
+    skipped = wait_until(
+        "the crashing submission to be given up",
+        lambda: [e for e in v.events(SubmissionSkipped) if e.hotkey == v.hotkey(0)],
+    )
+    assert "validator's side 3 times" in skipped[0].reason
+    retried = [e for e in v.events(EvalQueued) if e.digest == digest(5)]
+    assert [e.eval_id for e in retried] == [eval_id_for(digest(5), r) for r in (2, 3, 4)]
+
+
 def test_a_faster_challenger_takes_the_crown_and_the_weights(validator: Validator) -> None:
     v = validator
     v.commit(2, "score-0.50", 6)
-    decided = wait_until("round 3 decided", lambda: v.decided(3))
-    assert decided.king_hotkey == v.hotkey(2)
+
+    def crowned_by_2() -> bool:
+        return any(
+            isinstance(e, RoundDecided) and e.king_hotkey == v.hotkey(2)
+            for e in v.events(RoundDecided)
+        )
+
+    wait_until("miner 2 crowned", crowned_by_2)
     new_king = v.uids[2]
     assert wait_until("weights moved", lambda: v.chain_weights() == {new_king: 65535.0})
 
@@ -188,6 +211,7 @@ def test_a_faster_challenger_takes_the_crown_and_the_weights(validator: Validato
 def test_restarted_actors_rederive_everything_and_append_nothing(validator: Validator) -> None:
     v = validator
     wait_until("weights recorded", lambda: len(v.events(WeightsSet)) >= 2)
+    wait_until("the scheduler to be idle", lambda: v.idle())
     before = [(type(e).__name__, e.key) for e in v.events()]
     for role in ("scheduler", "crown_keeper"):
         handle = supervisor.get(role)
