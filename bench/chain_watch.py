@@ -103,7 +103,7 @@ def main() -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
+    Console(width=160).print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=2))
 

@@ -235,6 +235,11 @@ class WeightsSet(Event):
 
 
 class KingServing(Event):
+    """The king's container answers organic traffic at ``endpoint``.
+
+    A restarted server gets a new endpoint for the same crown, so the endpoint is part of the key.
+    """
+
     hotkey: str
     digest: str
     endpoint: str
@@ -242,7 +247,7 @@ class KingServing(Event):
 
     @property
     def key(self) -> str:
-        return f"{self.hotkey}/{self.digest}@{self.since_block}"
+        return f"{self.hotkey}/{self.digest}@{self.since_block}->{self.endpoint}"
 
 
 class OrganicWindow(Event):

@@ -41,6 +41,30 @@ def test_duplicates_return_the_stored_seq_and_store_nothing(log) -> None:
     assert [key for _, _, key in stored(log)] == [f"e{i}#1" for i in range(7)]
 
 
+def test_single_appends_are_idempotent_and_contiguous(log) -> None:
+    # One-event batches take their own statement; it must keep the batch path's guarantees.
+    assert [log.append(started(i, 1)) for i in range(3)] == [[1], [2], [3]]
+    assert log.append(started(1, 1)) == [2]
+    assert log.append(started(3, 1)) == [4]
+    assert [seq for seq, _, _ in stored(log)] == [1, 2, 3, 4]
+
+
+def test_a_log_created_with_an_index_on_seq_still_opens_and_appends(tmp_path) -> None:
+    # Logs written before `seq` lost its index keep it; appending to them must still work.
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(events.log._SCHEMA.replace("seq BIGINT NOT NULL", "seq BIGINT PRIMARY KEY", 1))
+        primary_keys = (
+            "SELECT count(*) FROM duckdb_constraints() "
+            "WHERE table_name = 'events' AND constraint_type = 'PRIMARY KEY'"
+        )
+        assert con.execute(primary_keys).fetchall() == [(1,)]
+    with EventLog(path) as log:
+        assert log.append(started(0, 3)) == [1, 2, 3]
+        assert log.append(started(2, 2)) == [3, 4]
+        assert log.append(started(4, 1)) == [5]
+
+
 def test_same_key_in_another_type_is_a_different_event(log) -> None:
     # EvalQueued, EvalFinished and KingCrowned are all keyed by the eval id.
     log.append(one_of_each())
