@@ -164,10 +164,10 @@ def start_chopsticks(
     if db_path is not None:
         config["db"] = str(db_path)
     if resume:
-        # The stored state already holds the funded accounts; importing again would reset them.
         config["resume"] = True
-    else:
-        config["import-storage"] = _storage_overrides(accounts, sudo)
+    # Imported storage is not saved with the blocks, so a resumed node needs it again (it
+    # resets the funded balances to their start values).
+    config["import-storage"] = _storage_overrides(accounts, sudo)
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     log_path = workdir / "chopsticks.log"

@@ -129,6 +129,16 @@ class ChainClient:
                 return inner(method, params, *args, **kwargs)
 
             substrate.rpc_request = counted
+            node_block_hash = substrate.get_block_hash
+
+            def block_hash(block_id=None):
+                # Signatures commit to the genesis hash the runtime checks, System.BlockHash(0).
+                # A chopsticks node's RPC can report another one after resuming from its db.
+                if block_id == 0:
+                    return self.query("System", "BlockHash", [0])
+                return node_block_hash(block_id)
+
+            substrate.get_block_hash = block_hash
             self._substrate = substrate
         return self._substrate
 

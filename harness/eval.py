@@ -100,11 +100,11 @@ def flat_metrics(measurement: Measurement) -> dict[str, float]:
 
 def classify_failure(result: RequestResult, logs: str) -> str:
     """Reason code for a failed challenger request, from the loadgen's error and the logs."""
-    code = result.error_code
-    if code in ("stall", "timeout"):
-        return "hang"
+    # Network first: a blocked connection often surfaces as a slow or stalled answer.
     if any(sign in logs for sign in _NETWORK_SIGNS):
         return "network"
+    if result.error_code in ("stall", "timeout"):
+        return "hang"
     return "request_failed"
 
 
@@ -192,7 +192,7 @@ def _run_baseline(
     name: str,
     judge: Callable[[str], gate.GateVerdict] | None = None,
 ) -> tuple[Measurement, gate.GateVerdict | None, str]:
-    with Sandbox(client, image_id, profile, name=name) as box:
+    with Sandbox(client, image_id, profile, name=name, command=profile.baseline_command) as box:
         box.wait_healthy()
         measurement = _measure(box.url, profile, seed)
         verdict = judge(box.url) if judge else None

@@ -48,16 +48,15 @@ ARGMAX_LOGPROB_TOLERANCE = 0.5  # nats below the re-scored argmax a streamed tok
 REPORTED_LOGPROB_TOLERANCE = 0.5  # nats a reported logprob may differ from the re-scored one
 # Mean common-prefix share with the baseline's greedy output; honest engines measured 1.0.
 EXACT_MATCH_FLOOR = 0.5
-# Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose first token came after
-# BUFFER_TTFT_SHARE of its latency arrived flushed at once. A buffering server does this to
-# every answer; an honest one only while starved: vLLM's engine runs in its own process and
-# merges tokens the API server has not sent yet, so on 2 cores shared with ~15 busy processes
-# honest vLLM flushed up to 3 of 4 answers at once (its baseline's median share was 0.16;
-# the buffering proxy: 0.96-1.0 for every answer). So the gate fails a challenger only when
-# every answer was flushed while the baseline streamed (median share below the maximum).
+# Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose tokens all arrived in one
+# network read was flushed at once. A buffering server does this to every answer; an honest
+# one only while starved: vLLM's engine runs in its own process and merges tokens the API
+# server has not sent yet. On 2 cores shared with ~15 busy processes, honest vLLM sent up to
+# 3 of 4 answers' first token after 90% of their latency, but still in several reads; the
+# buffering proxy sent every answer in one. So the gate fails a challenger only when every
+# answer came in one read while fewer than BUFFER_BASELINE_MAX_FLUSHED of the baseline's did.
 BUFFER_MIN_TOKENS = 4
-BUFFER_TTFT_SHARE = 0.9
-BUFFER_BASELINE_MAX_SHARE = 0.5
+BUFFER_BASELINE_MAX_FLUSHED = 0.5
 RESCORE_CONCURRENCY = 4
 
 GateReason = Literal[
@@ -133,21 +132,21 @@ def _length_verdict(pairs) -> GateVerdict | None:
     return None
 
 
-def _ttft_share(result: RequestResult) -> float:
-    return result.ttft / result.latency if result.latency > 0 else 1.0
+def _flushed(result: RequestResult) -> bool:
+    return result.arrivals[0] == result.arrivals[-1]
 
 
 def _buffer_verdict(pairs) -> GateVerdict | None:
     long = [(base, chal) for _, _, base, chal in pairs if chal.output_len >= BUFFER_MIN_TOKENS]
     if not long:
         return None
-    flushed = sum(_ttft_share(chal) >= BUFFER_TTFT_SHARE for _, chal in long)
-    base_share = statistics.median(_ttft_share(base) for base, _ in long)
-    if flushed == len(long) and base_share < BUFFER_BASELINE_MAX_SHARE:
+    flushed = sum(_flushed(chal) for _, chal in long)
+    base_flushed = statistics.fmean(_flushed(base) for base, _ in long)
+    if flushed == len(long) and base_flushed < BUFFER_BASELINE_MAX_FLUSHED:
         return _fail(
             "buffered_stream",
-            f"all {flushed} answers had their first token after {BUFFER_TTFT_SHARE:.0%} of their "
-            f"latency (baseline's median share {base_share:.0%}): stream tokens as generated",
+            f"all {flushed} answers arrived in one piece (baseline: {base_flushed:.0%} of its "
+            "answers): stream tokens as they are generated",
         )
     return None
 

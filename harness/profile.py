@@ -45,6 +45,9 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     pids_limit: int
     cpus: float
     shm_size: str
+    # Arguments for the baseline image when its default command does not serve /models on
+    # port 8000 as served_model_name (stock vLLM images need them; the local one does not).
+    baseline_command: tuple[str, ...] = ()
 
 
 def built_image(name: str) -> str:
@@ -103,6 +106,18 @@ def _sn_h200() -> Profile:
         pids_limit=4096,
         cpus=64.0,
         shm_size="64g",
+        baseline_command=(
+            "--model",
+            "/models",
+            "--served-model-name",
+            "Qwen/Qwen2.5-72B-Instruct",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--tensor-parallel-size",
+            "4",
+        ),
     )
 
 

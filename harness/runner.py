@@ -22,7 +22,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import docker
 import docker.errors
@@ -118,12 +118,14 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         *,
         name: str,
         model_dir: str | None = None,
+        command: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.image_id = image_id
         self.profile = profile
         self.name = f"arena-{name}-{uuid.uuid4().hex[:6]}"
         self.model_dir = model_dir or profile.model_dir
+        self.command = list(command) or None  # None: the image's own command
         self.network: Network | None = None
         self.container: Container | None = None
         self.ip = ""
@@ -152,6 +154,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         profile = self.profile
         self.container = self.client.containers.create(
             self.image_id,
+            self.command,
             name=self.name,
             labels=labels,
             network=self.network.name,

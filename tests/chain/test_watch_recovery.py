@@ -33,22 +33,25 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 120.
 
 
 def replace_a_neuron(client: ChainClient, subnet: LocalSubnet) -> tuple[int, str, str]:
-    """Fill the subnet, drop immunity, register one more: the chain prunes a neuron for it."""
+    """Cap the subnet one above its size, drop immunity, register two more: the second
+    registration prunes a neuron. Returns the pruned uid, its old hotkey and the new one."""
     netuid = subnet.netuid
-    full = client.query("SubtensorModule", "SubnetworkN", [netuid])
+    cap = client.query("SubtensorModule", "SubnetworkN", [netuid]) + 1
     for function, params in [
-        ("sudo_set_max_allowed_uids", {"netuid": netuid, "max_allowed_uids": full}),
+        ("sudo_set_max_allowed_uids", {"netuid": netuid, "max_allowed_uids": cap}),
         ("sudo_set_immunity_period", {"netuid": netuid, "immunity_period": 0}),
     ]:
         client.sudo(client.compose_call("AdminUtils", function, params), subnet.sudo)
-    before = dict(client.query_map("SubtensorModule", "Keys", [netuid]))
-    newcomer = dev_miner(len(subnet.miners)).ss58_address
-    register = client.compose_call(
-        "SubtensorModule", "burned_register", {"netuid": netuid, "hotkey": newcomer}
-    )
-    client.submit(register, subnet.miner_coldkey)
+    filler, newcomer = (dev_miner(len(subnet.miners) + i).ss58_address for i in range(2))
+    for hotkey in (filler, newcomer):
+        if hotkey == newcomer:
+            before = dict(client.query_map("SubtensorModule", "Keys", [netuid]))
+        register = client.compose_call(
+            "SubtensorModule", "burned_register", {"netuid": netuid, "hotkey": hotkey}
+        )
+        client.submit(register, subnet.miner_coldkey)
     uid = client.query("SubtensorModule", "Uids", [netuid, newcomer])
-    assert client.query("SubtensorModule", "SubnetworkN", [netuid]) == full
+    assert client.query("SubtensorModule", "SubnetworkN", [netuid]) == cap
     return uid, before[uid], newcomer
 
 
@@ -108,8 +111,9 @@ def test_watch_recovers_after_the_node_is_killed_and_restarted(tmp_path: Path) -
         ]
         keys = [(type(e).__name__, e.key) for e in emitted]
         assert len(keys) == len(set(keys)), "an event was emitted twice"
-        registered = {e.hotkey for e in emitted if type(e).__name__ == "MinerRegistered"}
-        assert registered == {subnet.validator.ss58_address} | {
+        registered = {e.hotkey for e in emitted if isinstance(e, MinerRegistered)}
+        filler = dev_miner(len(subnet.miners)).ss58_address
+        assert registered == {subnet.validator.ss58_address, filler, newcomer} | {
             m.ss58_address for m in subnet.miners
         }
 
@@ -117,7 +121,7 @@ def test_watch_recovers_after_the_node_is_killed_and_restarted(tmp_path: Path) -
         log = LocalLogClient(EventLog(tmp_path / "events.duckdb"))
         log.append(emitted)
         resumed = ChainWatch.from_log(client, subnet.netuid, log)
-        assert resumed.state.last_block == after.block
+        assert resumed.state.last_block == max(e.block for e in emitted)
         again = resumed.catch_up(head)
         assert {(type(e).__name__, e.key) for e in again} <= set(keys)
         assert log.append(again) and log.last_seq() == len(emitted)

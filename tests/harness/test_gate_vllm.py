@@ -115,13 +115,12 @@ def test_cheating_proxies_are_disqualified_with_the_right_reason(
     with CheatProxy(vllm_server.url, cheat, tiny_model_dir) as proxy:
         challenger = _measure(proxy.url)
     verdict = _check(baseline, challenger, vllm_server.url)
-    shares = [
-        (round(c.ttft / c.latency, 2), round(b.ttft / b.latency, 2))
+    reads = [
+        (len(set(c.arrivals)), len(set(b.arrivals)))
         for level, base_level in zip(challenger.levels, baseline.levels, strict=True)
         for c, b in zip(level.results, base_level.results, strict=True)
-        if c.success and c.latency > 0
     ]
-    why = f"{verdict.details}; (challenger, baseline) first-token shares of latency: {shares}"
+    why = f"{verdict.details}; (challenger, baseline) network reads per answer: {reads}"
     assert (verdict.passed, verdict.reason) == (False, reason), why
     assert score(baseline, challenger, None, verdict).score == 0.0
 

@@ -55,7 +55,7 @@ def adversary_profile(sandbox_profile: Profile) -> Profile:
     return msgspec.structs.replace(
         sandbox_profile,
         startup_timeout_s=15.0,
-        request_timeout_s=10.0,
+        request_timeout_s=20.0,  # above the network adversary's DNS timeout
         memory_limit="256m",
         pids_limit=64,
         cpus=1.0,

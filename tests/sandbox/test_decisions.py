@@ -63,6 +63,7 @@ def test_classify_exit(exit_code: int, oom: bool, logs: str, reason: str) -> Non
         ("stall: no data for 10 s mid-stream", "", "hang"),
         ("timeout: no complete answer within 30 s", "", "hang"),
         ("http_502: ", "socket.gaierror: Temporary failure in name resolution", "network"),
+        ("timeout: no complete answer within 10 s", "network error: gaierror", "network"),
         ("http_500: oops", "Traceback ... ValueError", "request_failed"),
     ],
 )
