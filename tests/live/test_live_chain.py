@@ -39,7 +39,7 @@ ROUNDS = 3
 
 def _validator(net: LiveNet, keypair: Keypair, sink, client: ChainClient) -> LiveValidator:
     config = LiveValidatorConfig(
-        netuid=net.netuid, sample_size=16, scoring=ScoringRule(timeout_s=2.0)
+        netuid=net.netuid, sample_size=16, scoring=ScoringRule(timeout_s=10.0)
     )
     return LiveValidator(
         config,
