@@ -1,2 +1,2 @@
 """Subtensor through substrate-interface: wallets, metagraph, commitments, weights, axons and
-following finalized heads. Needs no Ray; ``chain.localnet`` and ``chain.chopsticks`` run a dev chain."""
+following finalized heads. No Ray; ``chain.localnet`` and ``chain.chopsticks`` run a dev chain."""
