@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from cli.live import serve_axon
+
 app = typer.Typer(help="miner commands", no_args_is_help=True)
 console = Console()
 
@@ -58,3 +60,8 @@ def commit(
         f"committed [bold]{ref}[/bold] for uid {uid} ({hotkey.ss58_address}) "
         f"in block {result.block} ({result.block_hash})"
     )
+
+
+# Live-endpoint miners register where validators reach them; the command lives with the rest of
+# live mode and is offered here too, where miners look for it.
+app.command("serve-axon")(serve_axon)
