@@ -38,6 +38,7 @@ from events.types import (
     KingCrowned,
     SubmissionCommitted,
 )
+from tests.fixtures.ray import clear_arena_actors
 
 # The shared run (set up inside the first test) takes tens of minutes on 2 cores.
 pytestmark = [
@@ -136,6 +137,7 @@ def interrupted(
         except SubnetError as exc:
             pytest.fail(f"the local subnet cannot run: {exc}", pytrace=False)
         run.start_chain(chain_url)
+        clear_arena_actors()
         run.start_validator()
         run.commit_miners()
         result = Interrupted(run, Outcome(False, "not run"))

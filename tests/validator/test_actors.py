@@ -35,6 +35,7 @@ from events.types import (
     SubmissionSkipped,
     WeightsSet,
 )
+from tests.fixtures.ray import clear_arena_actors
 from tests.validator.scripted_evaluator import ScriptedEvaluator
 
 pytestmark = [pytest.mark.ray, pytest.mark.chain]
@@ -125,6 +126,7 @@ def validator(
         max_eval_attempts=2,
         weights_retry_s=1.0,
     )
+    clear_arena_actors()
     handles = supervisor.start(
         config, roles=("scheduler", "crown_keeper"), evaluator_cls=ScriptedEvaluator
     )
