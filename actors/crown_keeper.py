@@ -57,23 +57,18 @@ class CrownKeeper:
         self.keypair = load_validator_key(config)
         self.state = CrownState()
         self.log = LogClient()
-        self.fold = FoldLoop(self.log, INPUT_TYPES, self.state.apply)
+        self.fold = FoldLoop(self.log, INPUT_TYPES, lambda event: self.state.apply(event))
         self.chain = ChainClient(config.chain_url)
         self.in_place: dict[int, float] | None = None
         self.attempt = 0
         self.next_try = 0.0
         self.last_weights: WeightsSet | None = None
-        self.loop = asyncio.get_running_loop().create_task(self._run())
+        self.loop = asyncio.get_running_loop().create_task(
+            self.fold.run_forever(POLL_S, self._after_step, reset=self._reset, name="crown keeper")
+        )
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.fold.run(POLL_S, self._after_step)
-            except Exception:  # keep the validator running; the next pass re-folds from the log
-                log.exception("crown keeper loop failed; restarting it from the log in 5 s")
-                await asyncio.sleep(5)
-                self.state = CrownState()
-                self.fold = FoldLoop(self.log, INPUT_TYPES, self.state.apply)
+    def _reset(self) -> None:
+        self.state = CrownState()
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:

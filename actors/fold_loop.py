@@ -7,6 +7,8 @@ lost to a crash before its append is appended now. Decisions come only from inpu
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from events.client import BaseLogClient
@@ -14,6 +16,9 @@ from events.log import type_name
 from events.types import Event
 
 __all__ = ["FoldLoop"]
+
+log = logging.getLogger(__name__)
+RESTART_DELAY_S = 5.0
 
 
 class FoldLoop:
@@ -52,3 +57,27 @@ class FoldLoop:
         while True:
             await self.step(timeout_s)
             await on_step()
+
+    async def run_forever(
+        self,
+        timeout_s: float,
+        on_step: Callable[[], Awaitable[None]],
+        *,
+        reset: Callable[[], None],
+        name: str,
+    ) -> None:
+        """``run`` until cancelled, surviving failures (a chain or log outage).
+
+        A failure is logged; then ``reset`` gives the actor fresh state and the fold starts over
+        from seq 0, which re-derives every decision, so none is lost or made twice.
+        """
+        while True:
+            try:
+                await self.run(timeout_s, on_step)
+            except Exception:
+                log.exception(
+                    "%s loop failed; re-folding from the log in %.0f s", name, RESTART_DELAY_S
+                )
+                await asyncio.sleep(RESTART_DELAY_S)
+                reset()
+                self.seq, self.caught_up = 0, False

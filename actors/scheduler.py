@@ -70,7 +70,9 @@ class Scheduler:
         self.running: dict[str, asyncio.Task[None]] = {}
         self.last_submission_at = time.monotonic()
         self.due_for: int | None = None
-        self.loop = asyncio.get_running_loop().create_task(self._run())
+        self.loop = asyncio.get_running_loop().create_task(
+            self.fold.run_forever(POLL_S, self._after_step, reset=self._reset, name="scheduler")
+        )
 
     # --- fold ----------------------------------------------------------------------------------
 
@@ -86,15 +88,8 @@ class Scheduler:
             self.last_submission_at = time.monotonic()
         return decisions
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.fold.run(POLL_S, self._after_step)
-            except Exception:  # keep the validator running; the next pass re-folds from the log
-                log.exception("scheduler loop failed; restarting it from the log in 5 s")
-                await asyncio.sleep(5)
-                self.state = QueueState(challengers_per_round=self.config.challengers_per_round)
-                self.fold = FoldLoop(self.log, (*INPUT_TYPES, EvalStarted), self._apply)
+    def _reset(self) -> None:
+        self.state = QueueState(challengers_per_round=self.config.challengers_per_round)
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:

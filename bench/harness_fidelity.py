@@ -149,6 +149,7 @@ def _profile(num_prompts: int, levels: tuple[int, ...], output_tokens: int):
         num_prompts=num_prompts,
         warmup_requests=2,
         concurrency_levels=levels,
+        passes=1,  # one pass each, as `vllm bench serve` makes
         output_tokens=output_tokens,
     )
 

@@ -36,7 +36,7 @@ def bench(
     chosen = get_profile(profile)
     if num_prompts:
         chosen = msgspec.structs.replace(chosen, num_prompts=num_prompts)
-    per_phase = chosen.num_prompts * len(chosen.concurrency_levels)
+    per_phase = chosen.num_prompts * len(chosen.concurrency_levels) * chosen.passes
     with Progress(
         TextColumn("{task.description:<15}"),
         BarColumn(),

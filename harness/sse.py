@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["ChatChunk", "SSEParser", "StreamError", "StreamReason", "TokenEvent"]
+__all__ = ["ChatChunk", "SSEParser", "StreamError", "StreamReason", "TokenEvent", "split_events"]
 
 StreamReason = Literal[
     "malformed_event",  # not `data: <json>`, or JSON that is not a chat-completion chunk
@@ -100,6 +100,19 @@ def _token_id(token: str) -> int:
         ) from None
 
 
+def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Split raw SSE bytes at blank lines: (complete events, incomplete tail).
+
+    Each event comes without its terminating blank line; the tail is what to prepend to the
+    next chunk. CRLF line ends (allowed by SSE) are read as LF; a CR whose LF is still in
+    flight stays in the tail, so a CRLF split across chunks is still seen.
+    """
+    if b"\r" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    events = buffer.split(b"\n\n")
+    return events[:-1], events[-1]
+
+
 class SSEParser:
     """Incremental parser for one response body; not reusable across responses."""
 
@@ -108,17 +121,12 @@ class SSEParser:
         self.done = False
 
     def feed(self, chunk: bytes, arrival: float) -> list[TokenEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")  # SSE allows CRLF line ends
+        complete, self._buffer = split_events(self._buffer + chunk if self._buffer else chunk)
         events: list[TokenEvent] = []
-        position = 0
-        while (end := buffer.find(b"\n\n", position)) >= 0:
-            event = self._parse_event(buffer[position:end], arrival)
-            position = end + 2
+        for raw in complete:
+            event = self._parse_event(raw, arrival)
             if event is not None:
                 events.append(event)
-        self._buffer = buffer[position:]
         return events
 
     def finish(self) -> None:

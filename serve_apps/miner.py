@@ -35,6 +35,8 @@ __all__ = ["MinerConfig", "ReferenceMiner", "build_app", "main", "miner_config",
 _PROFILE_ENGINE_FLAGS: dict[str, tuple[str, ...]] = {
     "local": (
         "--enforce-eager",
+        "--max-num-seqs",
+        "1",
         "--dtype",
         "float32",
         "--max-model-len",

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import msgspec
 
+from harness.sse import split_events
 from serve_apps.openai_schema import ApiError, error_body
 from serve_apps.upstreams import Upstreams
 
@@ -51,16 +52,11 @@ def usage_of_completion(body: bytes) -> Usage:
         return Usage()
 
 
-def _last_event_end(data: bytes) -> int:
-    """Index just past the last complete SSE event in ``data``, or 0 if none is complete."""
-    return max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
-
-
-def _take_usage(events: bytes, keep_usage_chunk: bool) -> tuple[bytes, Usage | None]:
+def _take_usage(events: list[bytes], keep_usage_chunk: bool) -> tuple[list[bytes], Usage | None]:
     """Find the usage chunk among complete events; drop it if the client did not ask for it."""
     usage = None
     kept = []
-    for event in events.replace(b"\r\n", b"\n").split(b"\n\n"):
+    for event in events:
         if b'"usage"' in event and event.startswith(b"data:"):
             try:
                 carrier = _usage_decoder.decode(event[5:])
@@ -70,9 +66,8 @@ def _take_usage(events: bytes, keep_usage_chunk: bool) -> tuple[bytes, Usage | N
                 usage = carrier.usage
                 if not carrier.choices and not keep_usage_chunk:
                     continue
-        if event:
-            kept.append(event + b"\n\n")
-    return b"".join(kept), usage
+        kept.append(event)
+    return kept, usage
 
 
 async def open_upstream(
@@ -123,17 +118,12 @@ async def relay_stream(
     pending = b""
     try:
         async for chunk in response.aiter_raw():
-            data = pending + chunk if pending else chunk
-            cut = _last_event_end(data)
-            if cut == 0:
-                pending = data
-                continue
-            events, pending = data[:cut], data[cut:]
-            if b'"usage"' in events:
+            events, pending = split_events(pending + chunk if pending else chunk)
+            if any(b'"usage"' in event for event in events):
                 events, found = _take_usage(events, keep_usage_chunk)
                 usage = found or usage
             if events:
-                yield events
+                yield b"".join(event + b"\n\n" for event in events)
     except httpx.HTTPError as exc:
         failed = True
         on_upstream_failure()

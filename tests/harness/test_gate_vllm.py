@@ -25,6 +25,7 @@ PROFILE = msgspec.structs.replace(
     num_prompts=4,
     warmup_requests=1,
     concurrency_levels=(1, 2),
+    passes=1,
     output_tokens=16,
 )
 SEED = "0x" + "ab" * 32

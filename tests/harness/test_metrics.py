@@ -1,8 +1,9 @@
-"""Metric definitions on plain data (the vllm bench serve definitions)."""
+"""Metric definitions on plain data (the vllm bench serve definitions), and which pass counts."""
 
 import pytest
 
 from harness.loadgen import RequestResult
+from harness.measure import LevelRun, least_disturbed
 from harness.metrics import compute_metrics, percentile
 
 
@@ -42,3 +43,23 @@ def test_metrics_follow_vllm_bench_definitions():
     flat = m.as_dict()
     assert flat["median_ttft_ms"] == m.median_ttft_ms
     assert all(isinstance(v, float) for v in flat.values())
+
+
+def _pass(duration_s: float, ok: bool = True) -> LevelRun:
+    results = [_result(0, 0.01, [0.002, 0.002]), _result(1, 0.01, [0.002], success=ok)]
+    return LevelRun(
+        concurrency=2,
+        duration_s=duration_s,
+        results=results,
+        metrics=compute_metrics(results, duration_s),
+    )
+
+
+def test_the_shortest_pass_counts_when_none_failed():
+    passes = [_pass(3.0), _pass(1.5), _pass(2.0)]
+    assert least_disturbed(passes) is passes[1]
+
+
+def test_a_pass_with_a_failed_request_always_counts():
+    passes = [_pass(1.0), _pass(4.0, ok=False), _pass(2.0)]
+    assert least_disturbed(passes) is passes[1]

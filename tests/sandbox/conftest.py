@@ -42,6 +42,7 @@ def sandbox_profile(tiny_model_dir: Path, built_images: dict[str, str]) -> Profi
         num_prompts=4,
         warmup_requests=1,
         concurrency_levels=(1, 2),
+        passes=1,
         input_tokens=32,
         output_tokens=16,
         startup_timeout_s=600.0,

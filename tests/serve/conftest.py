@@ -1,5 +1,9 @@
 """Fixtures for the serve apps: Serve on the session's Ray, the reference miner (real vLLM CPU in
-a Serve replica), the gateway deployed by Serve, and in-process servers for the cheap tests."""
+a Serve replica), the gateway deployed by Serve, and in-process servers for the cheap tests.
+
+Package-scoped: Serve, its vLLM replica and the gateway stop after the last test here, so they
+never hold CPU or follow a stale event log while later packages (the end-to-end run) measure.
+"""
 
 from __future__ import annotations
 
@@ -49,18 +53,18 @@ def serve_in_thread(app: Any, port: int) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def keys_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("keys") / "keys.json"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_key(keys_file: Path) -> str:
     """A key with limits no test reaches."""
     return create_key(keys_file, "tests", rate_per_s=1000, burst=1000)[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def serve_session(ray_cluster: dict) -> Iterator[None]:
     """Ray Serve without its HTTP proxy: the apps here listen on their own ports."""
     from ray import serve
@@ -70,7 +74,7 @@ def serve_session(ray_cluster: dict) -> Iterator[None]:
     serve.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def event_log(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A LogClient on the session's ``arena.event_log`` actor (started here if none runs)."""
     import ray
@@ -85,7 +89,7 @@ def event_log(ray_cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> An
     return LogClient(actor)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def reference_miner(serve_session: None, tiny_model_dir: Path) -> Iterator[str]:
     """The reference miner deployed with Ray Serve; yields its base URL."""
     from ray import serve
@@ -99,7 +103,7 @@ def reference_miner(serve_session: None, tiny_model_dir: Path) -> Iterator[str]:
     serve.delete("miner")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway(
     serve_session: None, reference_miner: str, event_log: Any, keys_file: Path
 ) -> Iterator[str]:
