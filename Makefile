@@ -1,8 +1,7 @@
 # Thin wrappers over scripts/ (see README.md). Every target sets up what it needs first.
 VENV := .venv/bin
 # What pytest runs; e.g. make test PYTEST_ARGS="tests/test_infra_smoke.py -x"
-# tests/e2e runs separately (make e2e): its king was 'nobody' in the last clean-clone run (issue 6 open).
-PYTEST_ARGS ?= tests --ignore=tests/e2e
+PYTEST_ARGS ?= tests --durations=15
 
 .PHONY: setup test e2e demo lint
 
@@ -14,6 +13,7 @@ setup:
 test: setup
 	scripts/infra.sh run $(VENV)/python -m pytest $(PYTEST_ARGS)
 
+# The end-to-end run alone (make test runs it too, last).
 e2e: setup
 	scripts/infra.sh run $(VENV)/python -m pytest tests/e2e
 
