@@ -63,12 +63,33 @@ def _event(token_id: int) -> bytes:
 _ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
 
 
-async def _serve_one(reader, writer, ttft_s: float, itl_s: float, stamps) -> None:
+def _chunked(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk: a keep-alive stream has no length up front."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def _serve_connection(reader, writer, ttft_s: float, itl_s: float, stamps) -> None:
+    """Answer requests on one keep-alive connection, as vLLM does, until the client closes it.
+
+    Closing after each answer would put a TCP connect into every client's TTFT that the
+    server's own clock (which starts when the request has arrived) never sees.
+    """
+    try:
+        while await _serve_one(reader, writer, ttft_s, itl_s, stamps):
+            pass
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass  # the client went away
+    finally:
+        writer.close()
+
+
+async def _serve_one(reader, writer, ttft_s: float, itl_s: float, stamps) -> bool:
+    """Serve one request; False when the client closed the connection instead of sending one."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
-        received = time.perf_counter()
     except asyncio.IncompleteReadError:
-        return  # a readiness probe
+        return False  # closed, or a readiness probe
+    received = time.perf_counter()
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length"):
@@ -80,24 +101,25 @@ async def _serve_one(reader, writer, ttft_s: float, itl_s: float, stamps) -> Non
             {"count": 1, "tokens": [1], "max_model_len": 4096, "data": [{"id": "arena-tiny"}]}
         ).encode()
         writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
             + f"content-length: {len(answer)}\r\n\r\n".encode()
             + answer
         )
         await writer.drain()
-        writer.close()
-        return
+        return True
     tokens = body.get("max_completion_tokens") or body["max_tokens"]
-    event = _event(65)
+    event = _chunked(_event(65))
     start = time.perf_counter()
     writes = []
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
     for i in range(tokens):
         if itl_s:
             # Sleep to the schedule's absolute time so errors do not accumulate.
             await asyncio.sleep(max(0.0, start + ttft_s + i * itl_s - time.perf_counter()))
         if i == 0:
-            writer.write(_ROLE)
+            writer.write(_chunked(_ROLE))
         writer.write(event)
         if itl_s:
             await writer.drain()
@@ -105,11 +127,12 @@ async def _serve_one(reader, writer, ttft_s: float, itl_s: float, stamps) -> Non
         elif i % 64 == 0:
             await writer.drain()
     usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": tokens}}
-    writer.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+    writer.write(_chunked(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n"))
+    writer.write(b"0\r\n\r\n")
     await writer.drain()
-    writer.close()
     if writes:
         stamps.put((received, writes))
+    return True
 
 
 def _serve(port: int, ttft_s: float, itl_s: float, core: int, stamps) -> None:
@@ -117,7 +140,7 @@ def _serve(port: int, ttft_s: float, itl_s: float, core: int, stamps) -> None:
 
     async def main() -> None:
         server = await asyncio.start_server(
-            lambda r, w: _serve_one(r, w, ttft_s, itl_s, stamps), "127.0.0.1", port
+            lambda r, w: _serve_connection(r, w, ttft_s, itl_s, stamps), "127.0.0.1", port
         )
         async with server:
             await server.serve_forever()

@@ -41,15 +41,11 @@ class StreamError(Exception):
         self.detail = detail
 
 
-class TopLogprob(msgspec.Struct):
-    token: str
-    logprob: float
-
-
 class TokenLogprob(msgspec.Struct):
+    # `top_logprobs` is left out on purpose: nothing reads it, and msgspec skips unknown fields
+    # without building objects for them.
     token: str
     logprob: float
-    top_logprobs: list[TopLogprob] = []
 
 
 class ChoiceLogprobs(msgspec.Struct):
@@ -179,10 +175,15 @@ def _token_event(chunk: ChatChunk, arrival: float) -> TokenEvent | None:
         if choice.finish_reason is None:
             return None  # the role-only opening chunk
         return TokenEvent(arrival, "", (), (), choice.finish_reason)
+    if len(entries) == 1:  # the usual event: one token
+        entry = entries[0]
+        return TokenEvent(
+            arrival, text, (_token_id(entry.token),), (entry.logprob,), choice.finish_reason
+        )
     return TokenEvent(
-        arrival=arrival,
-        text=text,
-        token_ids=tuple(_token_id(e.token) for e in entries),
-        logprobs=tuple(e.logprob for e in entries),
-        finish_reason=choice.finish_reason,
+        arrival,
+        text,
+        tuple(_token_id(e.token) for e in entries),
+        tuple(e.logprob for e in entries),
+        choice.finish_reason,
     )
