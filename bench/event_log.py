@@ -3,13 +3,18 @@
 Both do the same work in the same run, in-process, on files in a fresh temporary folder:
 
 - batched append: ``--events`` EvalFinished events in batches of 1,000, one transaction each;
-- single append: ``--singles`` events, one transaction each;
+- single append: ``--singles`` events, one transaction each, after the batched ones;
 - replay: read back every event (1,000,000 by default) decoded into event objects;
 - history query: best score and evaluation count per hotkey over all events (SQL on each
   store; eventsourcing keeps events as JSON blobs, so SQLite's ``json_extract`` reads them).
 
-Durability is equal: DuckDB syncs its WAL on commit, and eventsourcing runs SQLite in WAL
-mode with Python's default ``synchronous=FULL``. Each row reports wall-clock rates and rates
+Appends time the append calls only: each side gets its event objects (Arena's structs,
+eventsourcing's domain events) built outside the timing, so the rows measure the stores, and
+serialising the events is part of each side's append.
+
+Durability is equal: every acknowledged append is fsync'd, by DuckDB on commit of its WAL or
+by Arena's journal (one-event appends), and by SQLite, which eventsourcing runs in WAL mode
+with Python's default ``synchronous=FULL``. Each row reports wall-clock rates and rates
 per CPU second of this process (``time.process_time``): on a shared, loaded machine the CPU
 rates say how much work each side needs. Prints a table and writes
 ``bench/results/event_log.json``. Run: ``python -m bench.event_log``.
@@ -24,7 +29,8 @@ import platform
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,35 +80,48 @@ class Row:
     es_cpu_s: float
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Wall seconds, this process's CPU seconds (all threads), and what ``fn`` returned.
+class Clock:
+    """Wall and CPU seconds (this process, all threads) summed over the timed sections.
 
     CPU seconds tell how much work a side did even when other processes share the cores.
     """
-    cpu, start = time.process_time(), time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, time.process_time() - cpu, result
+
+    def __init__(self) -> None:
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        cpu, start = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.wall_s += time.perf_counter() - start
+            self.cpu_s += time.process_time() - cpu
+
+
+def batches(first: int, count: int, size: int) -> Iterator[range]:
+    for start in range(first, first + count, size):
+        yield range(start, min(start + size, first + count))
 
 
 class ArenaStore:
     def __init__(self, folder: Path) -> None:
         self.log = EventLog(folder / "arena.duckdb")
 
-    def append_batches(self, first: int, count: int) -> None:
-        for start in range(first, first + count, BATCH):
-            self.log.append(
-                [arena_event(i) for i in range(start, min(start + BATCH, first + count))]
-            )
+    def append(self, first: int, count: int, size: int, clock: Clock) -> None:
+        for batch in batches(first, count, size):
+            events = [arena_event(i) for i in batch]
+            with clock.running():
+                self.log.append(events)
 
-    def append_singles(self, first: int, count: int) -> None:
-        for i in range(first, first + count):
-            self.log.append([arena_event(i)])
+    def replay(self, clock: Clock) -> int:
+        with clock.running():
+            return sum(1 for _ in self.log.replay())
 
-    def replay(self) -> int:
-        return sum(1 for _ in self.log.replay())
-
-    def history(self) -> list[tuple[Any, ...]]:
-        return self.log.sql(DUCKDB_HISTORY)[1]
+    def history(self, clock: Clock) -> list[tuple[Any, ...]]:
+        with clock.running():
+            return self.log.sql(DUCKDB_HISTORY)[1]
 
 
 class EventsourcingStore:
@@ -135,9 +154,9 @@ class EventsourcingStore:
         # The same idempotency key as Arena's: one "aggregate" per eval id, at version 1.
         self._ids = uuid.uuid5(uuid.NAMESPACE_URL, "arena")
 
-    def _stored(self, i: int) -> Any:
+    def _domain_event(self, i: int) -> Any:
         e = arena_event(i)
-        event = self.event_class(
+        return self.event_class(
             originator_id=uuid.uuid5(self._ids, e.key),
             originator_version=1,
             timestamp=self.event_class.create_timestamp(),
@@ -150,28 +169,25 @@ class EventsourcingStore:
             noise=e.noise,
             metrics=e.metrics,
         )
-        return self.mapper.to_stored_event(event)
 
-    def append_batches(self, first: int, count: int) -> None:
-        for start in range(first, first + count, BATCH):
-            end = min(start + BATCH, first + count)
-            self.recorder.insert_events([self._stored(i) for i in range(start, end)])
+    def append(self, first: int, count: int, size: int, clock: Clock) -> None:
+        for batch in batches(first, count, size):
+            events = [self._domain_event(i) for i in batch]
+            with clock.running():
+                self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events])
 
-    def append_singles(self, first: int, count: int) -> None:
-        for i in range(first, first + count):
-            self.recorder.insert_events([self._stored(i)])
-
-    def replay(self) -> int:
+    def replay(self, clock: Clock) -> int:
         count, start = 0, 1
-        while notifications := self.recorder.select_notifications(start, 10_000):
-            for notification in notifications:
-                self.mapper.to_domain_event(notification)
-            count += len(notifications)
-            start = notifications[-1].id + 1
+        with clock.running():
+            while notifications := self.recorder.select_notifications(start, 10_000):
+                for notification in notifications:
+                    self.mapper.to_domain_event(notification)
+                count += len(notifications)
+                start = notifications[-1].id + 1
         return count
 
-    def history(self) -> list[tuple[Any, ...]]:
-        with self.recorder.datastore.transaction(commit=False) as cursor:
+    def history(self, clock: Clock) -> list[tuple[Any, ...]]:
+        with clock.running(), self.recorder.datastore.transaction(commit=False) as cursor:
             cursor.execute(SQLITE_HISTORY, (self.topic,))
             return [tuple(row) for row in cursor.fetchall()]
 
@@ -182,25 +198,36 @@ def run(events: int, singles: int, folder: Path, console: Console) -> list[Row]:
 
     def measure(name: str, work: str, count: int, a: Callable, e: Callable) -> tuple[Any, Any]:
         console.log(f"{name}: arena ...")
-        arena_s, arena_cpu_s, arena_result = timed(a)
+        arena_clock, es_clock = Clock(), Clock()
+        arena_result = a(arena_clock)
         console.log(f"{name}: eventsourcing ...")
-        es_s, es_cpu_s, es_result = timed(e)
-        rows.append(Row(name, work, arena_s, es_s, count, arena_cpu_s, es_cpu_s))
+        es_result = e(es_clock)
+        rows.append(
+            Row(
+                name,
+                work,
+                arena_clock.wall_s,
+                es_clock.wall_s,
+                count,
+                arena_clock.cpu_s,
+                es_clock.cpu_s,
+            )
+        )
         return arena_result, es_result
 
     measure(
         "batched append",
         f"{events:,} events, {BATCH:,} per transaction",
         events,
-        lambda: arena.append_batches(0, events),
-        lambda: es.append_batches(0, events),
+        lambda clock: arena.append(0, events, BATCH, clock),
+        lambda clock: es.append(0, events, BATCH, clock),
     )
     measure(
         "single append",
         f"{singles:,} events, one per transaction",
         singles,
-        lambda: arena.append_singles(events, singles),
-        lambda: es.append_singles(events, singles),
+        lambda clock: arena.append(events, singles, 1, clock),
+        lambda clock: es.append(events, singles, 1, clock),
     )
     total = events + singles
     counts = measure(

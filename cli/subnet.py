@@ -378,8 +378,8 @@ def subnet(
     """Run chain, validator, miners, eval, crown and weights locally."""
     path = Path(workdir)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "events.duckdb").unlink(missing_ok=True)
-    (path / "events.duckdb.wal").unlink(missing_ok=True)
+    for name in ("events.duckdb", "events.duckdb.wal", "events.duckdb.journal"):
+        (path / name).unlink(missing_ok=True)  # each run starts a fresh log
     run = LocalSubnetRun(path.resolve())
     try:
         run.check_engine()

@@ -2,7 +2,8 @@
 
 Usage: ``python durability_writer.py LOG_PATH CYCLE SEED``. Each stdout line is the JSON list
 ``[[seq, key], ...]`` of one batch, printed only after ``EventLog.append`` returned (committed).
-It first re-sends keys of the previous cycle, as a writer retrying after a crash would.
+It first re-sends keys of the previous cycle, as a writer retrying after a crash would: a batch,
+then three one-event appends. Half its batches hold one event, which take the journal's path.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ def batch(cycle: int, first: int, count: int) -> list[EvalStarted]:
 def main(path: str, cycle: int, seed: int) -> None:
     rng = random.Random(seed)
     log = EventLog(path, lock_wait_s=30)
-    sent = batch(cycle - 1, 0, 50) if cycle > 0 else []
+    resent = [batch(cycle - 1, 0, 50), *(batch(cycle - 1, i, 1) for i in range(3))]
+    sent = resent.pop(0) if cycle > 0 else []
     next_id = 0
     while True:
         seqs = log.append(sent)
         print(json.dumps([[s, e.key] for s, e in zip(seqs, sent, strict=True)]), flush=True)
-        count = rng.randint(1, 300)
+        if cycle > 0 and resent:
+            sent = resent.pop(0)
+            continue
+        count = rng.choice([1, rng.randint(2, 300)])
         sent = batch(cycle, next_id, count)
         next_id += count
 
