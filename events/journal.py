@@ -8,9 +8,8 @@ before every read, on close, and on open (after a crash).
 
 To return the stored ``seq`` of a retried append without a DuckDB query per append, the log
 keeps a :class:`KeyFilter` over every stored ``(type, key)``: a miss proves an event is new;
-only a hit (a retry) costs a look-up in DuckDB, which scans the table for it. The filter
-holds what this process stored; what the file held when it was opened is read into it at the
-first one-event append.
+only a hit (a retry) costs a look-up in DuckDB, which scans the table for it. The log reads
+every stored pair into it when it opens (about 0.3 s per million events).
 
 File format: one line per event, ``<crc32 as 8 hex digits> <JSON array of the row>\\n``,
 the row being ``[seq, ts_us, type, key, version, payload]``, then zeros. The first line that
@@ -28,7 +27,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-__all__ = ["Journal", "JournalRow", "KeyFilter"]
+__all__ = ["Journal", "JournalRow", "KeyFilter", "pair_hashes"]
 
 # seq, commit time (µs since the epoch, UTC), type, key, version, payload (the event's JSON).
 JournalRow = tuple[int, int, str, str, int, str]
@@ -108,6 +107,11 @@ class Journal:
 _RECENT_MAX = 1 << 16
 
 
+def pair_hashes(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """The 64-bit hashes a :class:`KeyFilter` keeps, computed once per batch for both uses."""
+    return np.fromiter(map(hash, pairs), dtype=np.int64, count=len(pairs))
+
+
 class KeyFilter:
     """The ``(type, key)`` pairs added, as 64-bit hashes: a miss proves a pair was never added.
 
@@ -122,17 +126,20 @@ class KeyFilter:
         self._recent: set[int] = set()
         self._unsorted: list[np.ndarray] = []
 
-    def add(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._unsorted.append(np.fromiter(map(hash, pairs), dtype=np.int64, count=len(pairs)))
+    def add(self, hashed: np.ndarray) -> None:
+        """Add pairs by their :func:`pair_hashes`."""
+        self._unsorted.append(hashed)
 
-    def may_contain(self, type_: str, key: str) -> bool:
+    def may_contain_any(self, hashed: np.ndarray) -> bool:
+        """False proves that none of the pairs with these :func:`pair_hashes` was added."""
         if self._unsorted:
             self._sort_in()
-        hashed = hash((type_, key))
-        if hashed in self._recent:
+        if self._recent and not self._recent.isdisjoint(hashed.tolist()):
             return True
-        at = int(np.searchsorted(self._sorted, hashed))
-        return at < len(self._sorted) and int(self._sorted[at]) == hashed
+        if not len(self._sorted):
+            return False
+        at = np.minimum(np.searchsorted(self._sorted, hashed), len(self._sorted) - 1)
+        return bool((self._sorted[at] == hashed).any())
 
     def _sort_in(self) -> None:
         new = np.concatenate(self._unsorted)
@@ -141,5 +148,7 @@ class KeyFilter:
             self._recent.update(new.tolist())
             return
         recent = np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))
-        self._sorted = np.sort(np.concatenate([self._sorted, recent, new]))
+        # Two sorted runs: the stable sort (a timsort for int64) merges them in linear time.
+        fresh = np.sort(np.concatenate([recent, new]))
+        self._sorted = np.sort(np.concatenate([self._sorted, fresh]), kind="stable")
         self._recent.clear()

@@ -5,6 +5,9 @@ in commit order with no gaps; ``ts`` is the commit time of the event's batch; ``
 the event's msgspec JSON (``payload->>'score'`` reads a field in SQL).
 ``(type, key)`` is unique, so appending an event that is already stored is a no-op that
 returns the stored ``seq``: a retried append after a lost reply cannot duplicate a fact.
+The one writer keeps it unique, not a DuckDB index (which cost a third of every batched
+append): a :class:`~events.journal.KeyFilter` over every stored pair, built when the log
+opens, proves most events new; only a possible repeat is looked up in DuckDB.
 
 A batch is one transaction: after :meth:`EventLog.append` returns, every event of the batch
 survives ``kill -9``; if it raises, none of them is stored. A batch of several events is one
@@ -34,7 +37,7 @@ import duckdb
 import msgspec
 import numpy as np
 
-from events.journal import Journal, JournalRow, KeyFilter
+from events.journal import Journal, JournalRow, KeyFilter, pair_hashes
 from events.projections import create_views
 from events.recorded import Recorded
 from events.types import Event, EventDecodeError, encode, event_types
@@ -51,8 +54,7 @@ CREATE TABLE IF NOT EXISTS events (
     type VARCHAR NOT NULL,
     key VARCHAR NOT NULL,
     version INT NOT NULL,
-    payload VARCHAR NOT NULL USING COMPRESSION zstd,
-    UNIQUE (type, key)
+    payload VARCHAR NOT NULL USING COMPRESSION zstd
 );
 CREATE TABLE IF NOT EXISTS cursors (name VARCHAR PRIMARY KEY, seq BIGINT NOT NULL);
 """
@@ -143,8 +145,11 @@ class EventLog:
         self._journal = Journal(self.path.with_name(self.path.name + ".journal"))
         self._pending: list[JournalRow] = []  # journaled, not yet in DuckDB: seqs after its own
         self._pending_seqs: dict[tuple[str, str], int] = {}
-        self._filter = KeyFilter()  # every (type, key) in DuckDB, but for those up to:
-        self._unfiltered_to = self._last_seq  # the file's events, read in when first needed
+        self._filter = KeyFilter()  # every (type, key) in DuckDB
+        columns = self._con.execute("SELECT type, key FROM events").fetchnumpy()
+        self._filter.add(
+            pair_hashes(list(zip(columns["type"].tolist(), columns["key"].tolist(), strict=True)))
+        )
         for row in self._journal.rows():
             if row[0] <= self._last_seq:
                 continue  # folded before the crash, which came before the journal was cleared
@@ -204,11 +209,13 @@ class EventLog:
             seqs = [self._append_one(*pairs[0], new[0])]
         else:
             self._fold()  # journaled events come first: they were acknowledged first
-            try:
-                seqs = self._insert(pairs, new)
-            except duckdb.ConstraintException:
-                # Some are stored already (a retried append): keep their seqs, add the rest.
+            hashed = pair_hashes(pairs)
+            if self._filter.may_contain_any(hashed):
+                # Some may be stored already (a retried append): keep their seqs, add the rest.
                 seqs = self._insert_missing(pairs, new)
+            else:
+                seqs = self._insert(pairs, new)
+            self._filter.add(hashed)
         return seqs if positions is None else [seqs[row] for row in positions]
 
     def _append_one(self, type_: str, key: str, event: Event) -> int:
@@ -233,21 +240,10 @@ class EventLog:
         seq = self._pending_seqs.get((type_, key))
         if seq is not None:
             return seq
-        if not self._key_filter().may_contain(type_, key):
+        if not self._filter.may_contain_any(pair_hashes([(type_, key)])):
             return None
         rows = self._con.execute(_SEQ_OF, [type_, key]).fetchall()
         return rows[0][0] if rows else None
-
-    def _key_filter(self) -> KeyFilter:
-        """The filter over every event in DuckDB (journaled ones are in ``_pending_seqs``)."""
-        if self._unfiltered_to:
-            columns = self._con.execute(
-                "SELECT type, key FROM events WHERE seq <= $1", [self._unfiltered_to]
-            ).fetchnumpy()
-            pairs = list(zip(columns["type"].tolist(), columns["key"].tolist(), strict=True))
-            self._filter.add(pairs)
-            self._unfiltered_to = 0
-        return self._filter
 
     def _fold(self) -> None:
         """Move journaled events into DuckDB in one transaction, then empty the journal."""
@@ -259,7 +255,7 @@ class EventLog:
             for seq, ts_us, type_, key, version, payload in self._pending
         )
         appender.flush()
-        self._filter.add(list(self._pending_seqs))
+        self._filter.add(pair_hashes(list(self._pending_seqs)))
         # A crash here leaves the rows in both places; opening skips them by seq.
         self._journal.clear()
         self._pending.clear()
@@ -280,7 +276,6 @@ class EventLog:
             "payloads": _SEP_BYTES.join(map(encode, events)).decode(),
         }
         self._con.execute(self._insert_many, named).fetchall()
-        self._filter.add(pairs)
         self._last_seq = first + len(events) - 1
         return list(range(first, first + len(events)))
 

@@ -105,6 +105,10 @@ def test_events_survive_reopening(tmp_path) -> None:
     with EventLog(path) as log:
         assert [r.event for r in log.replay()] == one_of_each()
         assert log.cursor("scheduler") == 4
+        # The reopened log knows what is stored: a retried batch and single store nothing.
+        stored_seqs = list(range(1, len(one_of_each()) + 1))
+        assert log.append(one_of_each()) == stored_seqs
+        assert log.append(one_of_each()[:1]) == [1]
         assert log.append(started(0, 1)) == [len(one_of_each()) + 1]
 
 
