@@ -24,6 +24,8 @@ from harness.sse import SSEParser, StreamError
 
 __all__ = ["RequestResult", "chat_request_body", "make_client", "run_level", "send_request"]
 
+# How far past stall_timeout_s a stall may be noticed; see _stream.
+_STALL_SLACK_S = 0.5
 # How many alternatives each token reports; the gate only needs the sampled token's logprob.
 TOP_LOGPROBS = 1
 
@@ -114,9 +116,11 @@ async def _stream(
             text = (await response.aread())[:200].decode(errors="replace")
             result.error = f"http_{response.status_code}: {text}"
             return
-        # One timer rescheduled per chunk (cheaper than a wait_for task per chunk); before the
-        # first token only the request timeout bounds the wait (prefill).
+        # One stall timer, moved at most every _STALL_SLACK_S (moving it per chunk cost as much
+        # as parsing the chunk): it fires after between stall_timeout_s and that plus the
+        # slack of silence. Before the first token only the request timeout bounds the wait.
         loop = asyncio.get_running_loop()
+        moved_at = -_STALL_SLACK_S
         try:
             async with asyncio.timeout(None) as stall:
                 async for chunk in response.aiter_raw():
@@ -135,8 +139,9 @@ async def _stream(
                         result.logprobs.extend(event.logprobs)
                         result.arrivals.extend([arrival] * len(event.token_ids))
                         result.text += event.text
-                    if result.token_ids:
-                        stall.reschedule(loop.time() + stall_timeout_s)
+                    if result.token_ids and (now := loop.time()) - moved_at >= _STALL_SLACK_S:
+                        stall.reschedule(now + stall_timeout_s + _STALL_SLACK_S)
+                        moved_at = now
         except TimeoutError:
             if not stall.expired():
                 raise  # the request timeout, handled by the caller
