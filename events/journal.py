@@ -116,39 +116,29 @@ class KeyFilter:
     """The ``(type, key)`` pairs added, as 64-bit hashes: a miss proves a pair was never added.
 
     A hit is a pair that was added, but for a chance of about (pairs added) / 2**64. Python's
-    ``hash`` is randomised per process, so a filter lives in one process's memory (8 bytes per
-    pair) and each process builds its own. Adding is cheap, since every batched append adds
-    its pairs: the hashes are sorted in at the next look-up.
+    ``hash`` is randomised per process, so a filter lives in one process's memory and each
+    process builds its own. New hashes go into a set; past ``_RECENT_MAX`` they are merged
+    into a sorted array, which holds the bulk at 8 bytes a pair.
     """
 
     def __init__(self) -> None:
         self._sorted = np.empty(0, dtype=np.int64)
         self._recent: set[int] = set()
-        self._unsorted: list[np.ndarray] = []
 
     def add(self, hashed: np.ndarray) -> None:
         """Add pairs by their :func:`pair_hashes`."""
-        self._unsorted.append(hashed)
+        self._recent.update(hashed.tolist())
+        if len(self._recent) > _RECENT_MAX:
+            recent = np.sort(np.fromiter(self._recent, dtype=np.int64, count=len(self._recent)))
+            # Two sorted runs: the stable sort (a timsort for int64) merges them in linear time.
+            self._sorted = np.sort(np.concatenate([self._sorted, recent]), kind="stable")
+            self._recent.clear()
 
     def may_contain_any(self, hashed: np.ndarray) -> bool:
         """False proves that none of the pairs with these :func:`pair_hashes` was added."""
-        if self._unsorted:
-            self._sort_in()
         if self._recent and not self._recent.isdisjoint(hashed.tolist()):
             return True
         if not len(self._sorted):
             return False
         at = np.minimum(np.searchsorted(self._sorted, hashed), len(self._sorted) - 1)
         return bool((self._sorted[at] == hashed).any())
-
-    def _sort_in(self) -> None:
-        new = np.concatenate(self._unsorted)
-        self._unsorted.clear()
-        if len(self._recent) + len(new) <= _RECENT_MAX:
-            self._recent.update(new.tolist())
-            return
-        recent = np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))
-        # Two sorted runs: the stable sort (a timsort for int64) merges them in linear time.
-        fresh = np.sort(np.concatenate([recent, new]))
-        self._sorted = np.sort(np.concatenate([self._sorted, fresh]), kind="stable")
-        self._recent.clear()
