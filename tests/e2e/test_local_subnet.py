@@ -38,7 +38,7 @@ from events.types import (
     KingCrowned,
     SubmissionCommitted,
 )
-from tests.fixtures.ray import clear_arena_actors
+from tests.fixtures.ray import clear_arena_actors, start_local_ray
 
 # The shared run (set up inside the first test) takes tens of minutes on 2 cores.
 pytestmark = [
@@ -81,17 +81,8 @@ class Interrupted:
 
 def _restart_ray() -> None:
     """Stop the whole local Ray cluster (every actor dies), then start it as the fixture did."""
-    from tests.fixtures.ray import RAY_ENV
-
     ray.shutdown()
-    ray.init(
-        address="local",
-        namespace="arena",
-        num_cpus=2,
-        resources={"arena_eval_slot": 1},
-        include_dashboard=False,
-        _temp_dir=RAY_ENV["RAY_TMPDIR"],
-    )
+    start_local_ray()
 
 
 def _started_with_baseline(run: LocalSubnetRun, skip: set[str]) -> str | None:
