@@ -50,7 +50,8 @@ SCHEDULE_TOKENS = 32
 INGEST_TOKENS = 4000
 INGEST_CONCURRENCY = 4
 SEED = "0xfidelity"
-AGREEMENT_ROUNDS = 3
+AGREEMENT_ROUNDS = 5
+AGREEMENT_PROMPTS = 32
 RESULTS = Path(__file__).parent / "results" / "harness_fidelity.json"
 
 
@@ -191,13 +192,10 @@ def _harness(url: str, profile) -> dict[int, dict]:
     return {level.concurrency: level.metrics.as_dict() for level in m.levels}
 
 
-def _prompt_tokens(profile, model_dir: str) -> int:
-    """Mean token count of the harness's prompts, so `vllm bench serve`'s random prompts match."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+def _write_prompts(profile, path: Path) -> None:
+    """The harness's own prompts as a `vllm bench serve` custom dataset, so both send the same."""
     prompts = sample_prompts(SEED, profile.num_prompts, profile.input_tokens, 0)
-    return round(sum(len(tokenizer.encode(p.text).ids) for p in prompts) / len(prompts))
+    path.write_text("".join(json.dumps({"prompt": p.text}) + "\n" for p in prompts))
 
 
 # Ask vLLM for the same per-token logprobs the harness asks for, so both load it equally.
@@ -206,13 +204,16 @@ _SAME_WORK = {"logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids":
 
 def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
+        dataset = Path(tmp) / "prompts.jsonl"
+        _write_prompts(profile, dataset)
         command = [
             sys.executable, "-c", _VLLM_BENCH,
             "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
             "--base-url", url, "--model", profile.served_model_name, "--tokenizer", model_dir,
-            "--dataset-name", "random",
-            "--random-input-len", str(_prompt_tokens(profile, model_dir)),
-            "--random-output-len", str(profile.output_tokens), "--ignore-eos",
+            # The prompts go as the user message, which the server wraps in the chat template.
+            "--dataset-name", "custom", "--dataset-path", str(dataset),
+            "--skip-chat-template", "--disable-shuffle",
+            "--custom-output-len", str(profile.output_tokens), "--ignore-eos",
             "--num-prompts", str(profile.num_prompts), "--max-concurrency", str(concurrency),
             "--num-warmups", str(profile.warmup_requests), "--temperature", "0",
             "--extra-body", json.dumps(_SAME_WORK),
@@ -277,13 +278,16 @@ def ground_truth(model_dir: str) -> dict:
 def agreement(vllm_url: str, model_dir: str, rounds: int = AGREEMENT_ROUNDS) -> dict:
     """Harness and `vllm bench serve` take turns on the same server; medians over the rounds.
 
-    Taking turns spreads any drift of the server's speed over both clients alike.
+    Taking turns spreads any drift of the server's speed over both clients alike. Both send
+    the same prompts, and a first, uncounted harness run puts them in vLLM's prefix cache, so
+    every counted run finds the server in the same state.
     """
     import statistics
 
     out = {}
     for concurrency in (1, 4):
-        one = _profile(16, (concurrency,), 32)
+        one = _profile(AGREEMENT_PROMPTS, (concurrency,), 32)
+        _harness(vllm_url, one)
         ours, theirs = [], []
         for _ in range(rounds):
             ours.append(_harness(vllm_url, one)[concurrency])

@@ -13,12 +13,14 @@ so the gate can re-score exactly the tokens that were streamed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
 import httpx
 import msgspec
 
+from harness.aiohttp_transport import AiohttpTransport
 from harness.prompts import Prompt
 from harness.sse import SSEParser, StreamError
 
@@ -34,7 +36,7 @@ class RequestResult(msgspec.Struct, kw_only=True):
     prompt_index: int
     success: bool
     # Empty on success; otherwise a reason code (`http_<status>`, `timeout`, `stall`, `connect`,
-    # or a `StreamReason`) followed by `: detail`.
+    # `transport` (the connection broke), or a `StreamReason`) followed by `: detail`.
     error: str = ""
     start: float = 0.0  # perf_counter when the request was sent
     ttft: float = 0.0  # seconds to the first token
@@ -70,8 +72,11 @@ def chat_request_body(prompt: Prompt, model: str) -> dict:
 
 
 def make_client(concurrency: int, request_timeout_s: float) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(timeout=httpx.Timeout(request_timeout_s), limits=limits)
+    """The measuring client: httpx's API over aiohttp (see ``harness.aiohttp_transport``)."""
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(max_connections=concurrency),
+        timeout=httpx.Timeout(request_timeout_s),
+    )
 
 
 async def send_request(
@@ -85,33 +90,41 @@ async def send_request(
 ) -> RequestResult:
     """Stream one chat completion; silence over ``stall_timeout_s`` after a token fails it."""
     result = RequestResult(prompt_index=prompt.index, success=False)
-    body = chat_request_body(prompt, model)
+    # Built before the clock starts: encoding is the client's work, not the server's latency.
+    request = client.build_request(
+        "POST",
+        base_url.rstrip("/") + "/v1/chat/completions",
+        content=msgspec.json.encode(chat_request_body(prompt, model)),
+        headers={"content-type": "application/json"},
+    )
     result.start = time.perf_counter()
     try:
         async with asyncio.timeout(request_timeout_s):
-            await _stream(client, base_url, body, result, stall_timeout_s)
+            await _stream(client, request, result, stall_timeout_s)
     except TimeoutError:
         if not result.error:
             result.error = f"timeout: no complete answer within {request_timeout_s:.0f} s"
     except StreamError as exc:
         result.error = f"{exc.reason}: {exc.detail}"
+    except httpx.TimeoutException as exc:
+        result.error = f"timeout: {type(exc).__name__}: {exc}"
     except httpx.HTTPError as exc:
-        result.error = f"connect: {type(exc).__name__}: {exc}"
+        code = "connect" if isinstance(exc, httpx.ConnectError) else "transport"
+        result.error = f"{code}: {type(exc).__name__}: {exc}"
     result.success = not result.error
     return result
 
 
 async def _stream(
     client: httpx.AsyncClient,
-    base_url: str,
-    body: dict,
+    request: httpx.Request,
     result: RequestResult,
     stall_timeout_s: float,
 ) -> None:
-    url = base_url.rstrip("/") + "/v1/chat/completions"
     parser = SSEParser()
     last_event = 0.0
-    async with client.stream("POST", url, json=body) as response:
+    response = await client.send(request, stream=True)
+    async with contextlib.aclosing(response):
         if response.status_code != 200:
             text = (await response.aread())[:200].decode(errors="replace")
             result.error = f"http_{response.status_code}: {text}"
