@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -250,8 +251,6 @@ _VLLM_BENCH = (
 
 def _server_truth(stamps, count: int) -> tuple[float, float]:
     """Median TTFT and ITL (ms) as the server really wrote them, for the last ``count`` requests."""
-    import statistics
-
     records = []
     while not stamps.empty():
         records.append(stamps.get())
@@ -293,8 +292,6 @@ def agreement(vllm_url: str, model_dir: str, rounds: int = AGREEMENT_ROUNDS) -> 
     Both send the same prompts, and a first, uncounted harness run puts them in vLLM's prefix
     cache, so every counted run finds the server in the same state.
     """
-    import statistics
-
     out = {}
     for concurrency in (1, 4):
         one = _profile(AGREEMENT_PROMPTS, (concurrency,), 32)
