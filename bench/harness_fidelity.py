@@ -336,11 +336,7 @@ def main() -> None:
     if args.vllm_url:
         results["agreement"] = agreement(args.vllm_url, args.model_dir)
     else:
-        server = start_vllm(
-            engine_args=["--distributed-executor-backend", "uni"],
-            env={"OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"},
-            cores={SERVER_CORE},
-        )
+        server = start_vllm(cores={SERVER_CORE})
         try:
             results["agreement"] = agreement(server.url, args.model_dir)
         finally:

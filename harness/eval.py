@@ -271,9 +271,12 @@ def evaluate(
         after, verdict, report.logs["baseline_after"] = _run_baseline(
             client, baseline_id, profile, seed, name=f"{eval_id}-baseline-after", judge=judge
         )
-    except (SandboxError, httpx.HTTPError, gate.RescoreError) as exc:
-        report.reason, report.detail = "baseline_failed", f"baseline after / gate: {exc}"
+    except (SandboxError, httpx.HTTPError) as exc:
+        report.reason, report.detail = "baseline_failed", f"baseline after: {exc}"
         report.logs["baseline_after"] = getattr(exc, "logs", "")
+        return report
+    except gate.InconclusiveError as exc:
+        report.reason, report.detail = "inconclusive", f"gate: {exc}"
         return report
     assert verdict is not None
     report.baseline_after = flat_metrics(after)

@@ -47,6 +47,10 @@ class RequestResult(msgspec.Struct, kw_only=True):
     arrivals: list[float] = []  # per token, seconds since start
     text: str = ""
     finish_reason: str | None = None
+    # Seconds the measuring thread sat runnable without a CPU while this request was in flight
+    # (Linux schedstat; 0.0 elsewhere). When it is a large share of the latency, the timings
+    # and the network reads describe the starved client, not the server.
+    client_wait: float = 0.0
 
     @property
     def output_len(self) -> int:
@@ -97,6 +101,7 @@ async def send_request(
         content=msgspec.json.encode(chat_request_body(prompt, model)),
         headers={"content-type": "application/json"},
     )
+    waited = _runqueue_wait_s()
     result.start = time.perf_counter()
     try:
         async with asyncio.timeout(request_timeout_s):
@@ -111,8 +116,18 @@ async def send_request(
     except httpx.HTTPError as exc:
         code = "connect" if isinstance(exc, httpx.ConnectError) else "transport"
         result.error = f"{code}: {type(exc).__name__}: {exc}"
+    result.client_wait = _runqueue_wait_s() - waited
     result.success = not result.error
     return result
+
+
+def _runqueue_wait_s() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (0.0 where not Linux)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except OSError:
+        return 0.0
 
 
 async def _stream(

@@ -26,19 +26,34 @@ PROFILE = msgspec.structs.replace(
     warmup_requests=1,
     concurrency_levels=(1, 2),
     passes=1,
-    output_tokens=16,
+    # Long answers (about 250 ms each), so only a CPU stall that outlasts a whole answer merges
+    # an honest one into one network read: at 16 tokens (about 60 ms) a CI run once read most
+    # of the honest baseline's answers in one piece.
+    output_tokens=64,
 )
 SEED = "0x" + "ab" * 32
 # Short, so the hanging cheat costs seconds; honest vLLM never pauses mid-stream this long.
 STALL_TIMEOUT_S = 5.0
+MEASURE_ATTEMPTS = 3
 
 
 def _measure(url: str) -> Measurement:
     return asyncio.run(measure(url, PROFILE, SEED, stall_timeout_s=STALL_TIMEOUT_S))
 
 
-def _check(baseline: Measurement, challenger: Measurement, rescore_url: str) -> gate.GateVerdict:
-    return asyncio.run(gate.check(baseline, challenger, rescore_url=rescore_url, profile=PROFILE))
+def _check(baseline: Measurement, challenger: Measurement, server: VllmServer) -> gate.GateVerdict:
+    """Judge against ``server``. While the gate cannot (``InconclusiveError``: a starved client
+    or node), measure both again, as the validator runs an eval again after a validator fault."""
+
+    def judge(base: Measurement, chal: Measurement) -> gate.GateVerdict:
+        return asyncio.run(gate.check(base, chal, rescore_url=server.url, profile=PROFILE))
+
+    for _ in range(MEASURE_ATTEMPTS - 1):
+        try:
+            return judge(baseline, challenger)
+        except gate.InconclusiveError:
+            baseline, challenger = _measure(server.url), _measure(challenger.url)
+    return judge(baseline, challenger)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +84,7 @@ def test_vllm_passes_against_itself_and_metrics_are_consistent(
     vllm_server: VllmServer, baseline: Measurement
 ):
     again = _measure(vllm_server.url)
-    verdict = _check(baseline, again, vllm_server.url)
+    verdict = _check(baseline, again, vllm_server)
     assert verdict.passed, verdict
     assert verdict.exact_match == 1.0
     for level in again.levels:
@@ -87,8 +102,8 @@ def test_same_seed_gives_identical_prompts_outputs_and_verdicts(
     vllm_server: VllmServer, baseline: Measurement, tiny_model_dir
 ):
     with CheatProxy(vllm_server.url, "garbage", tiny_model_dir) as proxy:
-        first = _check(baseline, _measure(proxy.url), vllm_server.url)
-        second = _check(baseline, _measure(proxy.url), vllm_server.url)
+        first = _check(baseline, _measure(proxy.url), vllm_server)
+        second = _check(baseline, _measure(proxy.url), vllm_server)
     assert first == second
     assert first.reason == "off_distribution"
     again = _measure(vllm_server.url)
@@ -115,14 +130,8 @@ def test_cheating_proxies_are_disqualified_with_the_right_reason(
 ):
     with CheatProxy(vllm_server.url, cheat, tiny_model_dir) as proxy:
         challenger = _measure(proxy.url)
-    verdict = _check(baseline, challenger, vllm_server.url)
-    reads = [
-        (len(set(c.arrivals)), len(set(b.arrivals)))
-        for level, base_level in zip(challenger.levels, baseline.levels, strict=True)
-        for c, b in zip(level.results, base_level.results, strict=True)
-    ]
-    why = f"{verdict.details}; (challenger, baseline) network reads per answer: {reads}"
-    assert (verdict.passed, verdict.reason) == (False, reason), why
+        verdict = _check(baseline, challenger, vllm_server)
+    assert (verdict.passed, verdict.reason) == (False, reason), verdict.details
     assert score(baseline, challenger, None, verdict).score == 0.0
 
 
@@ -132,7 +141,7 @@ def test_a_different_model_is_disqualified(
     other_servers: dict[str, VllmServer],
 ):
     challenger = _measure(other_servers["other_model"].url)
-    verdict = _check(baseline, challenger, vllm_server.url)
+    verdict = _check(baseline, challenger, vllm_server)
     assert (verdict.passed, verdict.reason) == (False, "off_distribution"), verdict.details
 
 
@@ -142,5 +151,5 @@ def test_vllm_in_compiled_mode_passes(
     other_servers: dict[str, VllmServer],
 ):
     challenger = _measure(other_servers["compiled"].url)
-    verdict = _check(baseline, challenger, vllm_server.url)
+    verdict = _check(baseline, challenger, vllm_server)
     assert verdict.passed, verdict.details
