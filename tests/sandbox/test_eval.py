@@ -1,4 +1,6 @@
-"""Full evaluations (B, C, B', gate, score) of honest miners, after the adversaries ran.
+"""Full evaluations (B, C, B', gate, score) through ``harness.eval`` alone, no Ray: the
+reference miner and the cheater, after the adversaries ran. The fast miner's full evaluation is
+tests/e2e's: it must pass and beat the crown margin to be crowned there.
 
 These run real vLLM CPU containers: the baseline twice and the challenger once per eval.
 """
@@ -25,14 +27,6 @@ def test_reference_miner_passes_with_a_score_within_noise(
     assert report.metrics["exact_match"] == 1.0
     # The reference miner is the baseline engine: whatever it scores is measurement noise.
     assert report.score <= 2 * report.noise + 0.05, report
-
-
-def test_fast_miner_scores_above_zero(
-    sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
-) -> None:
-    report = evaluate(docker_client, built_images["miner-fast"], sandbox_profile, SEED)
-    assert report.verdict == "pass", f"{report.reason}: {report.detail}"
-    assert report.score > 0, report
 
 
 def test_cheater_fails_the_gate(
