@@ -52,11 +52,12 @@ EXACT_MATCH_FLOOR = 0.5
 # Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose tokens all arrived in one
 # network read was flushed at once. A buffering server does this to every answer; an honest
 # one only when something is starved:
-# - the client: on this 2-core VM, with one busy process beside the tiny vLLM, the measuring
+# - the client: on this 2-core VM, with busy processes beside the tiny vLLM, the measuring
 #   thread sat runnable without a CPU for 130-160 ms of a 150-200 ms answer and then read all
 #   64 honest tokens in one go. Such an answer (client_wait over CLIENT_STARVED_SHARE of its
 #   latency) is no evidence either way. Sharing the 2 cores with vLLM alone, the client
-#   waited for up to 20% of an answer, and still saw it stream.
+#   waited for at most 6% of an answer; with one busy process more, up to 20%, and it still
+#   saw every answer stream.
 # - the server: vLLM's engine runs in its own process and merges tokens its API server has
 #   not sent yet, so the baseline, measured on the same node, is the yardstick.
 # So the gate fails a challenger only when every answer came in one read, at least half of
