@@ -35,6 +35,16 @@ class LevelRun(msgspec.Struct, kw_only=True):
     results: list[RequestResult]
     metrics: BenchMetrics
 
+    @classmethod
+    def of(cls, concurrency: int, results: list[RequestResult], duration_s: float) -> LevelRun:
+        """A level's run, its metrics computed from ``results`` over ``duration_s``."""
+        return cls(
+            concurrency=concurrency,
+            duration_s=duration_s,
+            results=results,
+            metrics=compute_metrics(results, duration_s),
+        )
+
 
 class Measurement(msgspec.Struct, kw_only=True):
     url: str
@@ -101,14 +111,7 @@ async def measure(
                 on_done=on_request_done,
                 **kwargs,
             )
-            passes.append(
-                LevelRun(
-                    concurrency=concurrency,
-                    duration_s=duration,
-                    results=results,
-                    metrics=compute_metrics(results, duration),
-                )
-            )
+            passes.append(LevelRun.of(concurrency, results, duration))
         levels.append(least_disturbed(passes))
     return Measurement(
         url=url,

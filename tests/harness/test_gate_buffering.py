@@ -10,7 +10,6 @@ import pytest
 from harness import gate
 from harness.loadgen import RequestResult
 from harness.measure import LevelRun, Measurement
-from harness.metrics import compute_metrics
 from harness.profile import get_profile
 from harness.prompts import Prompt
 from tests.fixtures.vllm import free_port
@@ -38,11 +37,13 @@ def _measurement(flushed: list[bool], starved: list[bool] | None = None) -> Meas
                 client_wait=0.9 * arrivals[-1] if starved and starved[i] else 0.0,
             )
         )
-    level = LevelRun(
-        concurrency=1, duration_s=1.0, results=results, metrics=compute_metrics(results, 1.0)
-    )
     return Measurement(
-        url="x", seed="s", model="m", started_at=0.0, prompts=PROMPTS, levels=[level]
+        url="x",
+        seed="s",
+        model="m",
+        started_at=0.0,
+        prompts=PROMPTS,
+        levels=[LevelRun.of(1, results, 1.0)],
     )
 
 

@@ -47,12 +47,7 @@ def test_metrics_follow_vllm_bench_definitions():
 
 def _pass(duration_s: float, ok: bool = True) -> LevelRun:
     results = [_result(0, 0.01, [0.002, 0.002]), _result(1, 0.01, [0.002], success=ok)]
-    return LevelRun(
-        concurrency=2,
-        duration_s=duration_s,
-        results=results,
-        metrics=compute_metrics(results, duration_s),
-    )
+    return LevelRun.of(2, results, duration_s)
 
 
 def test_the_shortest_pass_counts_when_none_failed():

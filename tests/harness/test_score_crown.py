@@ -6,7 +6,6 @@ from harness.crown import EPS_DECAY_BLOCKS, decide, eps
 from harness.gate import GateVerdict
 from harness.loadgen import RequestResult
 from harness.measure import LevelRun, Measurement
-from harness.metrics import compute_metrics
 from harness.prompts import Prompt
 
 PASS = GateVerdict(passed=True, reason="ok", details="")
@@ -26,14 +25,13 @@ def _measurement(ttft: float, duration: float, tokens: int = 4) -> Measurement:
         )
         for p in PROMPTS
     ]
-    level = LevelRun(
-        concurrency=1,
-        duration_s=duration,
-        results=results,
-        metrics=compute_metrics(results, duration),
-    )
     return Measurement(
-        url="x", seed="s", model="m", started_at=0.0, prompts=PROMPTS, levels=[level]
+        url="x",
+        seed="s",
+        model="m",
+        started_at=0.0,
+        prompts=PROMPTS,
+        levels=[LevelRun.of(1, results, duration)],
     )
 
 
