@@ -9,10 +9,11 @@ import pytest
 
 from harness import gate
 from harness.loadgen import RequestResult
-from harness.measure import LevelRun, Measurement
+from harness.measure import Measurement
 from harness.profile import get_profile
 from harness.prompts import Prompt
 from tests.fixtures.vllm import free_port
+from tests.harness.plain import measurement_of
 
 TOKENS = 8
 PROMPTS = [Prompt(i, f"p{i}", TOKENS) for i in range(4)]
@@ -37,14 +38,7 @@ def _measurement(flushed: list[bool], starved: list[bool] | None = None) -> Meas
                 client_wait=0.9 * arrivals[-1] if starved and starved[i] else 0.0,
             )
         )
-    return Measurement(
-        url="x",
-        seed="s",
-        model="m",
-        started_at=0.0,
-        prompts=PROMPTS,
-        levels=[LevelRun.of(1, results, 1.0)],
-    )
+    return measurement_of(PROMPTS, results)
 
 
 def _check(baseline: Measurement, challenger: Measurement) -> gate.GateVerdict:

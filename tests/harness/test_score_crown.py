@@ -5,8 +5,9 @@ import pytest
 from harness.crown import EPS_DECAY_BLOCKS, decide, eps
 from harness.gate import GateVerdict
 from harness.loadgen import RequestResult
-from harness.measure import LevelRun, Measurement
+from harness.measure import Measurement
 from harness.prompts import Prompt
+from tests.harness.plain import measurement_of
 
 PASS = GateVerdict(passed=True, reason="ok", details="")
 FAIL = GateVerdict(passed=False, reason="off_distribution", details="test")
@@ -25,14 +26,7 @@ def _measurement(ttft: float, duration: float, tokens: int = 4) -> Measurement:
         )
         for p in PROMPTS
     ]
-    return Measurement(
-        url="x",
-        seed="s",
-        model="m",
-        started_at=0.0,
-        prompts=PROMPTS,
-        levels=[LevelRun.of(1, results, duration)],
-    )
+    return measurement_of(PROMPTS, results, duration)
 
 
 def test_equal_servers_score_zero():
