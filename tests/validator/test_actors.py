@@ -159,7 +159,16 @@ def test_round_crowns_the_fastest_and_retries_an_evaluator_that_died(validator: 
     assert defended == {finished[v.hotkey(0)].eval_id, crashed.eval_id}
 
     king_uid = v.uids[1]
-    assert wait_until("weights on chain", lambda: v.chain_weights() == {king_uid: 65535.0})
+    # The crown keeper logs WeightsSet after the chain included the weights: wait for the log.
+    wait_until(
+        "the king's weights set, as logged",
+        lambda: [
+            e
+            for e in v.events(WeightsSet)
+            if isinstance(e, WeightsSet) and e.success and e.uids == [king_uid]
+        ],
+    )
+    assert v.chain_weights() == {king_uid: 65535.0}
     sets = [e for e in v.events(WeightsSet) if isinstance(e, WeightsSet)]
     assert sets and sets[-1].success and sets[-1].uids == [king_uid]
     assert sets[-1].reason_eval_id == finished[v.hotkey(1)].eval_id
