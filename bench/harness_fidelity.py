@@ -40,8 +40,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.measure import measure
+from harness.plan import PromptPlan, plan_measurement
 from harness.profile import get_profile
-from harness.prompts import sample_prompts
 from tests.fixtures.vllm import start_vllm
 
 TTFT_S = 0.050
@@ -193,15 +193,20 @@ def _harness(url: str, profile) -> dict[int, dict]:
     everywhere = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {CLIENT_CORE})
     try:
-        m = asyncio.run(measure(url, profile, SEED, stall_timeout_s=60))
+        m = asyncio.run(measure(url, profile, _plan(profile), stall_timeout_s=60))
     finally:
         os.sched_setaffinity(0, everywhere)
     return {level.concurrency: level.metrics.as_dict() for level in m.levels}
 
 
+def _plan(profile) -> PromptPlan:
+    return plan_measurement(SEED, 0, profile)
+
+
 def _write_prompts(profile, path: Path) -> None:
-    """The harness's own prompts as a `vllm bench serve` custom dataset, so both send the same."""
-    prompts = sample_prompts(SEED, profile.num_prompts, profile.input_tokens, 0)
+    """The harness's own prompts as a `vllm bench serve` custom dataset, so both send the same
+    (every profile here has one level and one pass)."""
+    prompts = _plan(profile).pass_prompts(profile.concurrency_levels[0], 0)
     path.write_text("".join(json.dumps({"prompt": p.text}) + "\n" for p in prompts))
 
 

@@ -1,16 +1,25 @@
-"""Evaluate one submitted image end to end, in sandboxes, the way the validator does.
+"""Evaluate submitted images end to end, in sandboxes, the way the validator does.
 
-    python -m harness.eval --image REG/REPO@sha256:... [--profile local] [--seed HEX] [--out F]
+    python -m harness.eval --image REG/REPO@sha256:... [--image ...] [--profile local] [--seed HEX]
 
-Order (one container at a time, so both get the whole machine):
+One *round* judges any number of challengers against one baseline container kept up for the
+whole round, each challenger bracketed by two baseline measurements:
 
-1. both images checked against their registry manifests and pulled by digest;
-2. baseline up -> measure B (the reference outputs) -> down;
-3. challenger up -> a one-request probe (so a broken server fails in seconds) -> measure C -> down;
-4. baseline up -> measure B' and re-score C's tokens by teacher forcing (the gate) -> down;
-5. score from B, C, B' and the gate; ``noise`` is what B and B' earn against each other.
+    B0, C1, B1, C2, B2, ...        (Ck is scored against Bk-1 and Bk; noise is Bk-1 vs Bk)
 
-A fault of the submission ends the eval with ``verdict="fail"`` and its own ``reason`` (crash,
+1. the baseline and every challenger are checked against their registry manifests and pulled by
+   digest, all before the first measurement;
+2. the baseline starts (and is started again if its health fails between measurements);
+3. each challenger in turn: up -> measured -> down; then the baseline is measured again, and the
+   challenger's tokens are re-scored on it by teacher forcing (the gate); score from the two
+   baseline measurements around it.
+
+Every measurement has its own prompt plan (``harness.plan``): a challenger shares its plan with
+the baseline measurement just before it, so the gate pairs answers to the same prompts, and no
+server is ever sent the same request twice. Both arms get the same warm-up, whose first request
+is the probe: a broken server fails in seconds.
+
+A fault of a submission ends its eval with ``verdict="fail"`` and its own ``reason`` (crash,
 oom, write_models, fork_bomb, unhealthy, hang, network, request_failed, a gate reason, or an
 image rejection); a fault of the validator's side (baseline, engine) gives ``verdict="error"``,
 which must never be held against the miner. As a Ray job it reserves the eval slot:
@@ -35,10 +44,10 @@ import httpx
 import msgspec
 
 from harness import gate, score
-from harness.loadgen import RequestResult, make_client, send_request
+from harness.loadgen import RequestResult
 from harness.measure import Measurement, measure
+from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
-from harness.prompts import sample_prompts
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
 
@@ -47,6 +56,7 @@ __all__ = [
     "EvalReport",
     "classify_failure",
     "evaluate",
+    "evaluate_round",
     "flat_metrics",
     "main",
     "run_challenger",
@@ -70,6 +80,14 @@ class Disqualified(Exception):
     def __init__(self, reason: str, message: str, logs: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        self.logs = logs
+
+
+class _BaselineFailed(Exception):
+    """The baseline could not be measured: every eval still open in the round ends in error."""
+
+    def __init__(self, message: str, logs: str = "") -> None:
+        super().__init__(message)
         self.logs = logs
 
 
@@ -118,46 +136,14 @@ def _model_fingerprint(model_dir: str) -> list[tuple[str, int, int]]:
     )
 
 
-def _failed(measurement: Measurement) -> list[RequestResult]:
-    return [r for level in measurement.levels for r in level.results if not r.success]
-
-
-def _measure(url: str, profile: Profile, seed: str) -> Measurement:
-    return asyncio.run(measure(url, profile, seed))
-
-
-def _probe(box: Sandbox, profile: Profile, seed: str) -> None:
-    """One request before the full load: a server that hangs or errors fails in seconds.
-
-    Its stall limit is the whole request timeout, not the measurement's: an honest vLLM CPU
-    compiles kernels on its first request, which can be silent for a while on a busy machine.
-    """
-    prompt = sample_prompts(f"probe:{seed}", 1, profile.input_tokens, profile.output_tokens)[0]
-
-    async def one() -> RequestResult:
-        async with make_client(1, profile.request_timeout_s) as client:
-            return await send_request(
-                client,
-                box.url,
-                prompt,
-                profile.served_model_name,
-                request_timeout_s=profile.request_timeout_s,
-                stall_timeout_s=profile.request_timeout_s,
-            )
-
-    result = asyncio.run(one())
-    if not result.success:
-        box.check_alive()
-        box.logs = box.read_logs()
-        raise Disqualified(
-            classify_failure(result, box.logs), f"probe request failed: {result.error}", box.logs
-        )
+def _measure(url: str, profile: Profile, plan: PromptPlan) -> Measurement:
+    return asyncio.run(measure(url, profile, plan))
 
 
 def run_challenger(
-    client: docker.DockerClient, image_id: str, profile: Profile, seed: str, *, name: str
+    client: docker.DockerClient, image_id: str, profile: Profile, plan: PromptPlan, *, name: str
 ) -> tuple[Measurement, str]:
-    """Start, probe and measure the challenger; returns (measurement, logs).
+    """Start and measure the challenger with ``plan``; returns (measurement, logs).
 
     Raises :class:`Disqualified` (or a :class:`SandboxError`) when the challenger is at fault.
     """
@@ -166,15 +152,15 @@ def run_challenger(
     try:
         with box:
             box.wait_healthy()
-            _probe(box, profile, seed)
-            measurement = _measure(box.url, profile, seed)
+            measurement = _measure(box.url, profile, plan)
             box.check_alive()
-            failed = _failed(measurement)
+            failed = measurement.failed()
             if failed:
                 box.logs = box.read_logs()
+                where = "the warm-up" if not measurement.runs else "the measurement"
                 raise Disqualified(
                     classify_failure(failed[0], box.logs),
-                    f"{len(failed)} requests failed, first: {failed[0].error}",
+                    f"{len(failed)} requests of {where} failed, first: {failed[0].error}",
                     box.logs,
                 )
     finally:
@@ -183,107 +169,163 @@ def run_challenger(
     return measurement, box.logs
 
 
-def _run_baseline(
+class _Baseline:
+    """The baseline container of one round: started once, restarted if its health fails."""
+
+    def __init__(self, client: docker.DockerClient, image_id: str, profile: Profile, name: str):
+        self.client, self.image_id, self.profile, self.name = client, image_id, profile, name
+        self.box: Sandbox | None = None
+        self.logs = ""
+
+    def url(self) -> str:
+        """The URL of a live, healthy baseline (starting one if there is none)."""
+        if self.box is not None:
+            try:
+                self.box.check_alive()
+                httpx.get(f"{self.box.url}/health", timeout=5.0).raise_for_status()
+                return self.box.url
+            except (SandboxError, httpx.HTTPError):
+                self.close()  # dead or unwell: measure on a fresh one
+        box = Sandbox(
+            self.client, self.image_id, self.profile, name=self.name,
+            command=self.profile.baseline_command,
+        )  # fmt: skip
+        try:
+            box.__enter__()
+            self.box = box
+            box.wait_healthy()
+        except (SandboxError, httpx.HTTPError, docker.errors.DockerException) as exc:
+            self.close()
+            raise _BaselineFailed(f"the baseline did not start: {exc}", self.logs) from exc
+        return box.url
+
+    def measure(self, plan: PromptPlan) -> Measurement:
+        measurement = _measure(self.url(), self.profile, plan)
+        if failed := measurement.failed():
+            raise _BaselineFailed(
+                f"{len(failed)} baseline requests failed, first: {failed[0].error}",
+                self.box.read_logs() if self.box else "",
+            )
+        return measurement
+
+    def close(self) -> None:
+        if self.box is not None:
+            self.box.close()
+            self.logs = self.box.logs
+            self.box = None
+
+
+def evaluate_round(
     client: docker.DockerClient,
-    image_id: str,
+    images: list[str],
     profile: Profile,
     seed: str,
     *,
-    name: str,
-    judge: Callable[[str], gate.GateVerdict] | None = None,
-) -> tuple[Measurement, gate.GateVerdict | None, str]:
-    with Sandbox(client, image_id, profile, name=name, command=profile.baseline_command) as box:
-        box.wait_healthy()
-        measurement = _measure(box.url, profile, seed)
-        verdict = judge(box.url) if judge else None
-    return measurement, verdict, box.logs
+    eval_ids: list[str] | None = None,
+    on_baseline: Callable[[int, str, Measurement], None] | None = None,
+    on_report: Callable[[int, EvalReport], None] | None = None,
+) -> list[EvalReport]:
+    """Evaluate every image (pinned by digest) against the baseline in one round seeded ``seed``.
 
-
-def evaluate(
-    client: docker.DockerClient,
-    image: str,
-    profile: Profile,
-    seed: str,
-    *,
-    eval_id: str = "",
-    on_baseline: Callable[[str, Measurement], None] | None = None,
-) -> EvalReport:
-    """Evaluate ``image`` (pinned by digest) against ``profile``'s baseline with round ``seed``.
-
-    ``on_baseline(phase, measurement)`` is called after each baseline pass ("before", "after").
-    Never raises for the challenger's faults: they come back as ``verdict="fail"``.
+    Returns one report per image, in order. ``on_baseline(i, phase, measurement)`` is called
+    with each baseline measurement taken for image ``i`` ("before", "after"; one measurement
+    is the "after" of one image and the "before" of the next); ``on_report(i, report)`` as
+    soon as image ``i`` is judged. Never raises for a challenger's faults.
     """
-    eval_id = eval_id or secrets.token_hex(4)
-    report = EvalReport(image=image, profile=profile.name, seed=seed, verdict="error", reason="")
+    ids = eval_ids or [secrets.token_hex(4) for _ in images]
+    reports = [
+        EvalReport(image=image, profile=profile.name, seed=seed, verdict="error", reason="")
+        for image in images
+    ]
     clock = time.monotonic()
 
-    def lap(phase: str) -> None:
+    def lap(report: EvalReport, phase: str) -> None:
         nonlocal clock
         now = time.monotonic()
-        report.seconds[phase] = now - clock
+        report.seconds[phase] = report.seconds.get(phase, 0.0) + now - clock
         clock = now
+
+    def done(i: int) -> None:
+        if on_report is not None:
+            on_report(i, reports[i])
 
     try:
         baseline_id = pull_pinned(client, profile.baseline_image, profile)
     except SandboxError as exc:
-        report.reason, report.detail = f"baseline_{exc.reason}", str(exc)
-        return report
-    try:
-        challenger_id = pull_pinned(client, image, profile)
-    except SandboxError as exc:
-        report.verdict, report.reason, report.detail = "fail", exc.reason, str(exc)
-        return report
-    lap("pull")
+        for i, report in enumerate(reports):
+            report.reason, report.detail = f"baseline_{exc.reason}", str(exc)
+            done(i)
+        return reports
+    pulled: list[tuple[int, str]] = []
+    for i, report in enumerate(reports):
+        try:
+            pulled.append((i, pull_pinned(client, report.image, profile)))
+        except SandboxError as exc:
+            report.verdict, report.reason, report.detail = "fail", exc.reason, str(exc)
+            done(i)
+        lap(report, "pull")
 
+    baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline")
+    slot, before = 0, None
     try:
-        before, _, report.logs["baseline_before"] = _run_baseline(
-            client, baseline_id, profile, seed, name=f"{eval_id}-baseline"
+        for i, image_id in pulled:
+            report = reports[i]
+            plan = plan_measurement(seed, slot, profile)
+            if before is None:
+                before = baseline.measure(plan)
+            report.baseline_before = flat_metrics(before)
+            if on_baseline:
+                on_baseline(i, "before", before)
+            lap(report, "baseline_before")
+            try:
+                challenger, report.logs["challenger"] = run_challenger(
+                    client, image_id, profile, plan, name=f"{ids[i]}-challenger"
+                )
+            except (SandboxError, Disqualified) as exc:
+                # The baseline has served this plan, the next challenger has not: it reuses it.
+                report.verdict, report.reason, report.detail = "fail", exc.reason, str(exc)
+                report.logs["challenger"] = exc.logs
+                lap(report, "challenger")
+                done(i)
+                continue
+            report.metrics = flat_metrics(challenger)
+            lap(report, "challenger")
+            slot += 1
+            after = baseline.measure(plan_measurement(seed, slot, profile))
+            report.baseline_after = flat_metrics(after)
+            if on_baseline:
+                on_baseline(i, "after", after)
+            _judge(report, before, challenger, after, baseline, profile)
+            lap(report, "baseline_after_and_gate")
+            done(i)
+            before = after
+    except _BaselineFailed as exc:
+        for i, _ in pulled:
+            if not reports[i].reason:
+                reports[i].reason, reports[i].detail = "baseline_failed", str(exc)
+                reports[i].logs["baseline"] = exc.logs
+                done(i)
+    finally:
+        baseline.close()
+    return reports
+
+
+def _judge(
+    report: EvalReport,
+    before: Measurement,
+    challenger: Measurement,
+    after: Measurement,
+    baseline: _Baseline,
+    profile: Profile,
+) -> None:
+    """Gate and score ``challenger`` into ``report``; the gate re-scores on the live baseline."""
+    try:
+        verdict = asyncio.run(
+            gate.check(before, challenger, rescore_url=baseline.url(), profile=profile)
         )
-    except (SandboxError, httpx.HTTPError) as exc:
-        report.reason, report.detail = "baseline_failed", f"baseline before: {exc}"
-        report.logs["baseline_before"] = getattr(exc, "logs", "")
-        return report
-    if failed := _failed(before):
-        report.reason = "baseline_failed"
-        report.detail = f"baseline before: {len(failed)} requests failed, first: {failed[0].error}"
-        return report
-    report.baseline_before = flat_metrics(before)
-    if on_baseline:
-        on_baseline("before", before)
-    lap("baseline_before")
-
-    try:
-        challenger, report.logs["challenger"] = run_challenger(
-            client, challenger_id, profile, seed, name=f"{eval_id}-challenger"
-        )
-    except (SandboxError, Disqualified) as exc:
-        report.verdict, report.reason, report.detail = "fail", exc.reason, str(exc)
-        report.logs["challenger"] = exc.logs
-        lap("challenger")
-        return report
-    report.metrics = flat_metrics(challenger)
-    lap("challenger")
-
-    def judge(url: str) -> gate.GateVerdict:
-        return asyncio.run(gate.check(before, challenger, rescore_url=url, profile=profile))
-
-    try:
-        after, verdict, report.logs["baseline_after"] = _run_baseline(
-            client, baseline_id, profile, seed, name=f"{eval_id}-baseline-after", judge=judge
-        )
-    except (SandboxError, httpx.HTTPError) as exc:
-        report.reason, report.detail = "baseline_failed", f"baseline after: {exc}"
-        report.logs["baseline_after"] = getattr(exc, "logs", "")
-        return report
     except gate.InconclusiveError as exc:
         report.reason, report.detail = "inconclusive", f"gate: {exc}"
-        return report
-    assert verdict is not None
-    report.baseline_after = flat_metrics(after)
-    if on_baseline:
-        on_baseline("after", after)
-    lap("baseline_after_and_gate")
-
+        return
     result = score.score(before, challenger, after, verdict)
     report.verdict = "pass" if verdict.passed else "fail"
     report.reason, report.detail = verdict.reason, verdict.details
@@ -295,6 +337,26 @@ def evaluate(
         "exact_match": verdict.exact_match,
         "max_argmax_gap": verdict.max_argmax_gap,
     }
+
+
+def evaluate(
+    client: docker.DockerClient,
+    image: str,
+    profile: Profile,
+    seed: str,
+    *,
+    eval_id: str = "",
+    on_baseline: Callable[[str, Measurement], None] | None = None,
+) -> EvalReport:
+    """Evaluate one image: a round of one (B, C, B'). ``on_baseline(phase, measurement)``."""
+    (report,) = evaluate_round(
+        client,
+        [image],
+        profile,
+        seed,
+        eval_ids=[eval_id] if eval_id else None,
+        on_baseline=None if on_baseline is None else lambda _, phase, m: on_baseline(phase, m),
+    )
     return report
 
 
@@ -325,8 +387,12 @@ def _print_report(report: EvalReport) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate one image against the baseline.")
-    parser.add_argument("--image", required=True, help="REGISTRY/REPO@sha256:<digest>")
+    parser = argparse.ArgumentParser(
+        description="Evaluate images against the baseline, all in one round."
+    )
+    parser.add_argument(
+        "--image", required=True, action="append", help="REGISTRY/REPO@sha256:<digest> (repeat)"
+    )
     parser.add_argument("--profile", default="local")
     parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
     parser.add_argument("--out", type=Path, default=None, help="JSON report path")
@@ -335,13 +401,16 @@ def main(argv: list[str] | None = None) -> int:
     seed = options.seed or "0x" + secrets.token_hex(32)
     client = docker.from_env()
     with sigterm_raises():
-        report = evaluate(client, options.image, profile, seed)
+        reports = evaluate_round(client, options.image, profile, seed)
     out = options.out or Path(".arena") / "evals" / f"{int(time.time())}-{os.getpid()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    _print_report(report)
+    body = reports[0] if len(reports) == 1 else reports
+    out.write_bytes(msgspec.json.format(msgspec.json.encode(body)))
+    for report in reports:
+        _print_report(report)
     print(f"report: {out}")
-    return {"pass": 0, "fail": 1, "error": 2}[report.verdict]
+    worst = max(reports, key=lambda r: {"pass": 0, "fail": 1, "error": 2}[r.verdict])
+    return {"pass": 0, "fail": 1, "error": 2}[worst.verdict]
 
 
 if __name__ == "__main__":

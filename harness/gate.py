@@ -8,7 +8,8 @@ baseline's own argmax. Checks, in order (the first that fails names the verdict)
 
 1. every request succeeded (else ``malformed_stream`` / ``hang`` / ``request_failed``);
 2. output length equals the baseline's (``truncated``) and no more than asked (``too_many_tokens``);
-3. tokens were streamed, not buffered and flushed at once (``buffered_stream``);
+3. answers were streamed: fewer than ``BUFFERED_SHARE`` of the answers it can judge arrived in
+   one network read while the baseline's answer to the same prompt streamed (``buffered_stream``);
 4. the token ids decode to the streamed text (``text_mismatch``);
 5. each token's logprob is within ``ARGMAX_LOGPROB_TOLERANCE`` of the argmax (``off_distribution``);
 6. reported logprobs agree with the re-scored ones (``fabricated_logprobs``);
@@ -49,9 +50,9 @@ ARGMAX_LOGPROB_TOLERANCE = 0.5  # nats below the re-scored argmax a streamed tok
 REPORTED_LOGPROB_TOLERANCE = 0.5  # nats a reported logprob may differ from the re-scored one
 # Mean common-prefix share with the baseline's greedy output; honest engines measured 1.0.
 EXACT_MATCH_FLOOR = 0.5
-# Buffering: an answer of at least BUFFER_MIN_TOKENS tokens whose tokens all arrived in one
-# network read was flushed at once. A buffering server does this to every answer; an honest
-# one only when something is starved:
+# Buffering is judged per answer. An answer of at least BUFFER_MIN_TOKENS tokens whose tokens
+# all arrived in one network read was flushed at once. A buffering server does this to its
+# answers; an honest one only when something is starved:
 # - the client: on this 2-core VM, with busy processes beside the tiny vLLM, the measuring
 #   thread sat runnable without a CPU for 130-160 ms of a 150-200 ms answer and then read all
 #   64 honest tokens in one go. Such an answer (client_wait over CLIENT_STARVED_SHARE of its
@@ -59,12 +60,18 @@ EXACT_MATCH_FLOOR = 0.5
 #   waited for at most 6% of an answer; with one busy process more, up to 20%, and it still
 #   saw every answer stream.
 # - the server: vLLM's engine runs in its own process and merges tokens its API server has
-#   not sent yet, so the baseline, measured on the same node, is the yardstick.
-# So the gate fails a challenger only when every answer came in one read, at least half of
-# them while the client was awake, and fewer than BUFFER_BASELINE_MAX_FLUSHED of the
-# baseline's awake answers did. Otherwise the measurements cannot tell: measure again.
+#   not sent yet, so the baseline's answer to the same prompt, measured on the same node, is
+#   the yardstick.
+# So a challenger's answer is evidence when neither it nor the baseline's answer to its prompt
+# was read by a starved client and the baseline's answer streamed; it is buffered when it
+# arrived in one read. The gate fails a challenger when at least BUFFERED_SHARE of at least
+# BUFFER_MIN_EVIDENCE evidenced answers are buffered: streaming one answer does not clear the
+# others, and an honest answer flushed now and then stays far below the share. When the
+# challenger's flushed answers reach the share but too few answers are evidence, the
+# measurements cannot tell: measure again.
 BUFFER_MIN_TOKENS = 4
-BUFFER_BASELINE_MAX_FLUSHED = 0.5
+BUFFERED_SHARE = 0.5
+BUFFER_MIN_EVIDENCE = 4
 CLIENT_STARVED_SHARE = 0.5
 RESCORE_CONCURRENCY = 4
 
@@ -103,11 +110,20 @@ def _fail(reason: GateReason, details: str, **extra: float) -> GateVerdict:
 
 
 def _pairs(baseline: Measurement, challenger: Measurement):
-    """(concurrency, prompt, baseline result, challenger result) for every request measured."""
+    """(concurrency, prompt, baseline result, challenger result) for every request measured.
+
+    Each counted pass of the challenger is paired with the baseline's pass of the same level and
+    number, which the plan gave the same prompts in the same positions.
+    """
     for level in challenger.levels:
-        base_level = baseline.level(level.concurrency)
+        base_level = baseline.run(level.concurrency, level.pass_index)
+        if base_level.prompts != level.prompts:
+            raise ValueError(
+                f"pass {level.pass_index} at concurrency {level.concurrency} sent other prompts "
+                "to the baseline than to the challenger; measure both with the same plan"
+            )
         for prompt, base, chal in zip(
-            challenger.prompts, base_level.results, level.results, strict=True
+            level.prompts, base_level.results, level.results, strict=True
         ):
             yield level.concurrency, prompt, base, chal
 
@@ -150,28 +166,36 @@ def _client_starved(result: RequestResult) -> bool:
 
 
 def _buffer_verdict(pairs) -> GateVerdict | None:
-    long = [(base, chal) for _, _, base, chal in pairs if chal.output_len >= BUFFER_MIN_TOKENS]
-    if not long or not all(_flushed(chal) for _, chal in long):
-        return None
-    starved = sum(_client_starved(chal) for _, chal in long)
-    if starved > len(long) / 2:
-        raise InconclusiveError(
-            f"the challenger's answers all arrived in one piece, but during {starved} of "
-            f"{len(long)} the measuring client waited for CPU: measure again on a quieter node"
+    long = [
+        (c, p, base, chal) for c, p, base, chal in pairs if chal.output_len >= BUFFER_MIN_TOKENS
+    ]
+    evidence = [
+        (concurrency, prompt, chal)
+        for concurrency, prompt, base, chal in long
+        if not (_client_starved(chal) or _client_starved(base) or _flushed(base))
+    ]
+    buffered = [(concurrency, prompt) for concurrency, prompt, chal in evidence if _flushed(chal)]
+    if len(evidence) >= BUFFER_MIN_EVIDENCE:
+        if len(buffered) < BUFFERED_SHARE * len(evidence):
+            return None
+        concurrency, prompt = buffered[0]
+        return _fail(
+            "buffered_stream",
+            f"{len(buffered)} of {len(evidence)} answers arrived in one piece while the "
+            f"baseline's answer to the same prompt streamed (fails at {BUFFERED_SHARE:.0%}), "
+            f"first prompt {prompt.index} at concurrency {concurrency}: stream tokens as they "
+            "are generated",
         )
-    seen = [base for base, _ in long if not _client_starved(base)]
-    base_flushed = statistics.fmean(map(_flushed, seen)) if seen else 1.0
-    if base_flushed >= BUFFER_BASELINE_MAX_FLUSHED:
+    flushed = sum(_flushed(chal) for *_, chal in long)
+    if flushed and flushed >= BUFFERED_SHARE * len(long):
         raise InconclusiveError(
-            f"the challenger's answers all arrived in one piece, but so did {base_flushed:.0%} "
-            "of the baseline's the client was awake for: the node was starved of CPU; measure "
-            "the baseline again before judging streaming"
+            f"{flushed} of the challenger's {len(long)} answers arrived in one piece, but only "
+            f"{len(evidence)} (fewer than {BUFFER_MIN_EVIDENCE}) can be judged: the others "
+            "were read by a client starved of CPU or the baseline's answer to the same prompt "
+            "arrived in one piece too; measure the baseline and the challenger again on a "
+            "quieter node"
         )
-    return _fail(
-        "buffered_stream",
-        f"all {len(long)} answers arrived in one piece (baseline: {base_flushed:.0%} of its "
-        "answers): stream tokens as they are generated",
-    )
+    return None
 
 
 def _exact_match(pairs) -> float:
@@ -299,8 +323,12 @@ async def check(
     profile: Profile,
 ) -> GateVerdict:
     """Judge ``challenger`` against ``baseline`` (same seed); ``rescore_url`` is a live baseline."""
-    if challenger.prompts != baseline.prompts:
-        raise ValueError("baseline and challenger were measured on different prompts (seeds)")
+    if (challenger.seed, challenger.slot) != (baseline.seed, baseline.slot):
+        raise ValueError(
+            f"the baseline was measured with slot {baseline.slot} of seed {baseline.seed[:18]}, "
+            f"the challenger with slot {challenger.slot} of {challenger.seed[:18]}: the gate "
+            "pairs answers to the same prompts, so measure both with the same plan"
+        )
     pairs = list(_pairs(baseline, challenger))
     for concurrency, prompt, base, _ in pairs:
         if not base.success:

@@ -1,13 +1,18 @@
 """High-level harness API: measure a server, compare a challenger with the baseline.
 
-    measurement = await measure(url, profile, seed)          # one server, every concurrency level
+    plan = plan_measurement(seed, slot, profile)             # the prompts (harness.plan)
+    measurement = await measure(url, profile, plan)          # one server, every concurrency level
     verdict = await gate.check(baseline, challenger, rescore_url=baseline_url, profile=profile)
     result = score.score(baseline, challenger, baseline_after, verdict)
     comparison = await compare(baseline_url, challenger_url, profile, seed)  # B, C, B', gate, score
 
-``seed`` is the round's block hash: it picks the prompts (``harness.prompts``). A measurement
-keeps every request's output (token ids, logprobs, arrival times) so the gate can judge it
-later. Nothing here raises because of what a measured server does; failures are data.
+A measurement starts with the plan's warm-up, sent one request at a time and never scored: the
+same for every server, fresh or already up. Its first request doubles as the probe, so a server
+that hangs or errors fails in seconds; the warm-up's stall limit is the whole request timeout,
+since an honest vLLM CPU compiles kernels on its first request. Then every pass of every level
+sends its own prompts. A measurement keeps every request's output (token ids, logprobs, arrival
+times) so the gate can judge it later. Nothing here raises because of what a measured server
+does; failures are data.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import msgspec
 from harness import gate, score
 from harness.loadgen import RequestResult, run_level
 from harness.metrics import BenchMetrics, compute_metrics
+from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile
-from harness.prompts import Prompt, PromptSource, sample_prompts
+from harness.prompts import Prompt, PromptSource
 
 __all__ = ["Comparison", "LevelRun", "Measurement", "compare", "least_disturbed", "measure"]
 
@@ -30,17 +36,30 @@ STALL_TIMEOUT_S = 10.0
 
 
 class LevelRun(msgspec.Struct, kw_only=True):
+    """One pass of one concurrency level: its prompts, their results, its metrics."""
+
     concurrency: int
+    pass_index: int
     duration_s: float
+    prompts: list[Prompt]
     results: list[RequestResult]
     metrics: BenchMetrics
 
     @classmethod
-    def of(cls, concurrency: int, results: list[RequestResult], duration_s: float) -> LevelRun:
+    def of(
+        cls,
+        concurrency: int,
+        prompts: list[Prompt],
+        results: list[RequestResult],
+        duration_s: float,
+        pass_index: int = 0,
+    ) -> LevelRun:
         """A level's run, its metrics computed from ``results`` over ``duration_s``."""
         return cls(
             concurrency=concurrency,
+            pass_index=pass_index,
             duration_s=duration_s,
+            prompts=prompts,
             results=results,
             metrics=compute_metrics(results, duration_s),
         )
@@ -49,16 +68,38 @@ class LevelRun(msgspec.Struct, kw_only=True):
 class Measurement(msgspec.Struct, kw_only=True):
     url: str
     seed: str
+    slot: int  # the plan's slot in its round (harness.plan)
     model: str
     started_at: float  # unix seconds
-    prompts: list[Prompt]
-    levels: list[LevelRun]
+    warmup: list[RequestResult]
+    runs: list[LevelRun]  # every pass of every level, in the order they were sent
+
+    @property
+    def levels(self) -> list[LevelRun]:
+        """The pass that counts at each level (:func:`least_disturbed`), in level order."""
+        by_level: dict[int, list[LevelRun]] = {}
+        for run in self.runs:
+            by_level.setdefault(run.concurrency, []).append(run)
+        return [least_disturbed(passes) for passes in by_level.values()]
 
     def level(self, concurrency: int) -> LevelRun:
         for run in self.levels:
             if run.concurrency == concurrency:
                 return run
         raise KeyError(f"no level with concurrency {concurrency} in this measurement")
+
+    def run(self, concurrency: int, pass_index: int) -> LevelRun:
+        """One pass of one level, counted or not (the gate pairs answers pass by pass)."""
+        for run in self.runs:
+            if (run.concurrency, run.pass_index) == (concurrency, pass_index):
+                return run
+        raise KeyError(f"no pass {pass_index} at concurrency {concurrency} in this measurement")
+
+    def failed(self) -> list[RequestResult]:
+        """Every failed request, warm-up included, in the order they were sent."""
+        return [r for r in self.warmup if not r.success] + [
+            r for run in self.runs for r in run.results if not r.success
+        ]
 
 
 class Comparison(msgspec.Struct, kw_only=True):
@@ -72,55 +113,54 @@ class Comparison(msgspec.Struct, kw_only=True):
 async def measure(
     url: str,
     profile: Profile,
-    seed: str,
+    plan: PromptPlan,
     *,
-    source: PromptSource | None = None,
     stall_timeout_s: float = STALL_TIMEOUT_S,
     on_request_done: Callable[[RequestResult], None] | None = None,
 ) -> Measurement:
-    """Warm up, then send the round's prompts at each of ``profile.concurrency_levels``.
+    """Warm up, then send the plan's prompts at each of ``profile.concurrency_levels``.
 
-    Each level is sent ``profile.passes`` times and one pass is kept (:func:`least_disturbed`).
+    Each level is sent ``profile.passes`` times, each pass with its own prompts; the
+    least-disturbed pass counts (:attr:`Measurement.levels`). A failed warm-up request ends
+    the measurement there, with no runs.
     """
-    prompts = sample_prompts(
-        seed, profile.num_prompts, profile.input_tokens, profile.output_tokens, source
+    measurement = Measurement(
+        url=url,
+        seed=plan.seed,
+        slot=plan.slot,
+        model=profile.served_model_name,
+        started_at=time.time(),
+        warmup=[],
+        runs=[],
     )
-    started_at = time.time()
-    kwargs = {
-        "request_timeout_s": profile.request_timeout_s,
-        "stall_timeout_s": stall_timeout_s,
-    }
-    if profile.warmup_requests:
-        warmup = sample_prompts(
-            f"warmup:{seed}",
-            profile.warmup_requests,
-            profile.input_tokens,
-            profile.output_tokens,
-            source,
+    for prompt in plan.warmup:
+        (result,), _ = await run_level(
+            url,
+            [prompt],
+            profile.served_model_name,
+            1,
+            request_timeout_s=profile.request_timeout_s,
+            stall_timeout_s=profile.request_timeout_s,
         )
-        await run_level(url, warmup, profile.served_model_name, 1, **kwargs)
-    levels = []
+        measurement.warmup.append(result)
+        if not result.success:
+            return measurement
     for concurrency in profile.concurrency_levels:
-        passes = []
-        for _ in range(profile.passes):
+        for pass_index in range(profile.passes):
+            prompts = plan.pass_prompts(concurrency, pass_index)
             results, duration = await run_level(
                 url,
                 prompts,
                 profile.served_model_name,
                 concurrency,
+                request_timeout_s=profile.request_timeout_s,
+                stall_timeout_s=stall_timeout_s,
                 on_done=on_request_done,
-                **kwargs,
             )
-            passes.append(LevelRun.of(concurrency, results, duration))
-        levels.append(least_disturbed(passes))
-    return Measurement(
-        url=url,
-        seed=seed,
-        model=profile.served_model_name,
-        started_at=started_at,
-        prompts=prompts,
-        levels=levels,
-    )
+            measurement.runs.append(
+                LevelRun.of(concurrency, prompts, results, duration, pass_index)
+            )
+    return measurement
 
 
 def least_disturbed(passes: list[LevelRun]) -> LevelRun:
@@ -148,7 +188,9 @@ async def compare(
 ) -> Comparison:
     """Both servers up at once: measure baseline, challenger, baseline again; gate; score.
 
-    ``on_request_done`` gets the phase name ("baseline", "challenger", "baseline_after").
+    The baseline and the challenger share the plan of slot 0; the second baseline measurement
+    draws slot 1's (harness.plan). ``on_request_done`` gets the phase name ("baseline",
+    "challenger", "baseline_after").
     """
 
     def progress(phase: str) -> Callable[[RequestResult], None] | None:
@@ -156,15 +198,27 @@ async def compare(
             return None
         return lambda result: on_request_done(phase, result)
 
-    common = {"source": source, "stall_timeout_s": stall_timeout_s}
+    plan = plan_measurement(seed, 0, profile, source)
     before = await measure(
-        baseline_url, profile, seed, on_request_done=progress("baseline"), **common
+        baseline_url,
+        profile,
+        plan,
+        stall_timeout_s=stall_timeout_s,
+        on_request_done=progress("baseline"),
     )
     challenger = await measure(
-        challenger_url, profile, seed, on_request_done=progress("challenger"), **common
+        challenger_url,
+        profile,
+        plan,
+        stall_timeout_s=stall_timeout_s,
+        on_request_done=progress("challenger"),
     )
     after = await measure(
-        baseline_url, profile, seed, on_request_done=progress("baseline_after"), **common
+        baseline_url,
+        profile,
+        plan_measurement(seed, 1, profile, source),
+        stall_timeout_s=stall_timeout_s,
+        on_request_done=progress("baseline_after"),
     )
     verdict = await gate.check(before, challenger, rescore_url=baseline_url, profile=profile)
     return Comparison(

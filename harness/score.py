@@ -8,7 +8,9 @@ and ``throughput_improvement = challenger aligned tok/s / baseline tok/s - 1``, 
 as the baseline produced for that prompt: tokens past it earn nothing, missing ones count
 against, failed requests count zero. The baseline is the mean of the measurements before and
 after the challenger (B, C, B'); ``noise`` is the score either baseline measurement earns
-against the other, i.e. what pure measurement noise is worth in score units.
+against the other, i.e. what pure measurement noise is worth in score units. B' draws other
+prompts than B (harness.plan); every answer has the same fixed length (``ignore_eos``), so
+aligning B' to B position by position is still a like-for-like count.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def _components(baselines: list[Measurement], challenger: Measurement) -> tuple[
         base_tps = statistics.fmean(_throughput(b) for b in base_levels)
         chal_ttft = _median_ttft(level)
         ttft.append(0.0 if chal_ttft == float("inf") else _improvement(base_ttft, chal_ttft))
-        throughput.append(_improvement(_aligned_throughput(base_levels[0], level), base_tps))
+        # Aligned to the first baseline's answers to the same prompts (the same plan's pass).
+        reference = baselines[0].run(level.concurrency, level.pass_index)
+        throughput.append(_improvement(_aligned_throughput(reference, level), base_tps))
     return statistics.fmean(ttft), statistics.fmean(throughput)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from harness import gate
 from harness.measure import Measurement, measure
+from harness.plan import plan_measurement
 from harness.profile import get_profile
 from harness.score import score
 from harness.tiny_model import OTHER_SEED
@@ -38,7 +39,8 @@ MEASURE_ATTEMPTS = 3
 
 
 def _measure(url: str) -> Measurement:
-    return asyncio.run(measure(url, PROFILE, SEED, stall_timeout_s=STALL_TIMEOUT_S))
+    plan = plan_measurement(SEED, 0, PROFILE)
+    return asyncio.run(measure(url, PROFILE, plan, stall_timeout_s=STALL_TIMEOUT_S))
 
 
 def _check(baseline: Measurement, challenger: Measurement, server: VllmServer) -> gate.GateVerdict:
@@ -107,7 +109,7 @@ def test_same_seed_gives_identical_prompts_outputs_and_verdicts(
     assert first == second
     assert first.reason == "off_distribution"
     again = _measure(vllm_server.url)
-    assert again.prompts == baseline.prompts
+    assert again.levels[0].prompts == baseline.levels[0].prompts
     assert [r.token_ids for r in again.levels[0].results] == [
         r.token_ids for r in baseline.levels[0].results
     ]

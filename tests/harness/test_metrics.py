@@ -5,6 +5,7 @@ import pytest
 from harness.loadgen import RequestResult
 from harness.measure import LevelRun, least_disturbed
 from harness.metrics import compute_metrics, percentile
+from harness.prompts import Prompt
 
 
 def _result(index: int, ttft: float, itl: list[float], success: bool = True) -> RequestResult:
@@ -47,7 +48,8 @@ def test_metrics_follow_vllm_bench_definitions():
 
 def _pass(duration_s: float, ok: bool = True) -> LevelRun:
     results = [_result(0, 0.01, [0.002, 0.002]), _result(1, 0.01, [0.002], success=ok)]
-    return LevelRun.of(2, results, duration_s)
+    prompts = [Prompt(i, f"p{i}", 2) for i in range(2)]
+    return LevelRun.of(2, prompts, results, duration_s)
 
 
 def test_the_shortest_pass_counts_when_none_failed():

@@ -12,6 +12,7 @@ import docker
 import pytest
 
 from harness.eval import Disqualified, run_challenger
+from harness.plan import plan_measurement
 from harness.profile import Profile
 from harness.runner import OWNER_LABEL, owner_id, pull_pinned
 from harness.sandbox_errors import SandboxError
@@ -39,7 +40,8 @@ def test_adversary_is_disqualified_with_its_reason(
 ) -> None:
     image_id = pull_pinned(docker_client, built_images[image], adversary_profile)
     with pytest.raises((Disqualified, SandboxError)) as caught:
-        run_challenger(docker_client, image_id, adversary_profile, "0xseed", name=f"test-{image}")
+        plan = plan_measurement("0xseed", 0, adversary_profile)
+        run_challenger(docker_client, image_id, adversary_profile, plan, name=f"test-{image}")
     assert caught.value.reason == reason, f"{caught.value}\nlogs:\n{caught.value.logs[-2000:]}"
     mine = {"label": f"{OWNER_LABEL}={owner_id()}"}
     assert not docker_client.containers.list(all=True, filters=mine)
