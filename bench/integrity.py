@@ -1,0 +1,119 @@
+"""Every honest engine and every adversary through the real evaluation, in one round: one table.
+
+    python -m bench.integrity [--seed HEX]     (needs dockerd, the registry and .cache/images.json)
+
+One ``harness.eval.evaluate_round`` on the ``local`` profile, the baseline kept up and measured
+between challengers. For each image: verdict, reason, score, noise, and whether the crown rule
+would crown it over no king (``harness.crown.decide``). Honest engines must pass; the baseline
+itself and the reference miner must score within the noise; no adversary may be crowned.
+Prints a rich table and writes JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import time
+from pathlib import Path
+
+import docker
+from rich.console import Console
+from rich.table import Table
+
+from harness.crown import decide
+from harness.eval import EvalReport, evaluate_round
+from harness.profile import built_image, get_profile
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# image -> what it is; honest engines first, then one adversary per exploit class.
+IMAGES = {
+    "baseline": "honest: the baseline itself (A/A check)",
+    "miner-ref": "honest: the reference miner (Ray Serve + vLLM)",
+    "miner-fast": "honest: compiled and batching",
+    "adv-replay": "replays remembered answers",
+    "adv-stream-one": "streams one answer, buffers the rest",
+    "cheater": "garbage after a correct prefix",
+    "adv-organic": "honest only with validator-like requests",
+}
+
+
+def crowned_over_no_king(report: EvalReport) -> bool:
+    decision = decide(
+        challenger_score=report.score,
+        challenger_passed=report.verdict == "pass",
+        noise=report.noise,
+        king_score=None,
+    )
+    return decision.outcome == "crowned"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
+    options = parser.parse_args()
+    seed = options.seed or "0x" + secrets.token_hex(32)
+    console = Console()
+    profile = get_profile("local")
+    names = list(IMAGES)
+    started = time.monotonic()
+
+    def landed(i: int, report: EvalReport) -> None:
+        console.print(
+            f"[{time.monotonic() - started:6.0f} s] {names[i]}: {report.verdict} "
+            f"{report.reason} score {report.score:.4f} noise {report.noise:.4f}"
+        )
+
+    console.print(f"one round of {len(names)} challengers, seed {seed[:18]}...")
+    reports = evaluate_round(
+        docker.from_env(), [built_image(n) for n in names], profile, seed, on_report=landed
+    )
+    wall = time.monotonic() - started
+
+    table = Table(title=f"integrity round, profile local, {wall:.0f} s")
+    for column in ("image", "what", "verdict", "reason", "score", "noise", "crowned"):
+        table.add_column(column, justify="right" if column in ("score", "noise") else "left")
+    rows = []
+    for name, report in zip(names, reports, strict=True):
+        crowned = crowned_over_no_king(report)
+        rows.append(
+            {
+                "image": name,
+                "what": IMAGES[name],
+                "verdict": report.verdict,
+                "reason": report.reason,
+                "detail": report.detail,
+                "score": report.score,
+                "noise": report.noise,
+                "crowned": crowned,
+                "seconds": report.seconds,
+            }
+        )
+        table.add_row(
+            name,
+            IMAGES[name],
+            report.verdict,
+            report.reason,
+            f"{report.score:.4f}",
+            f"{report.noise:.4f}",
+            "yes" if crowned else "no",
+        )
+    console.print(table)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"integrity-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    body = {
+        "seed": seed,
+        "wall_s": wall,
+        "rows": rows,
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+    }
+    out.write_text(json.dumps(body, indent=2))
+    console.print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Integrity on real parts: one evaluation round judges every honest engine and every cheat that
+runs inside a server, against one baseline kept up for the round (``harness.eval.evaluate_round``).
+
+Honest engines (the baseline image itself as a challenger, the reference miner, the compiled
+and batching fast miner) must pass; the A/A check and the reference must score within the
+noise and never be crowned. Each cheat ends with its own outcome:
+
+- ``adv-replay`` remembers streamed answers and replays repeats: no request repeats within a
+  measurement, so it serves everything from its engine, passes, and earns nothing;
+- ``adv-stream-one`` streams its first answer and buffers the rest: ``buffered_stream``;
+- ``cheater`` swaps tokens after a correct prefix: ``off_distribution``;
+- ``adv-organic`` is honest with requests that look like the validator's, so it passes here:
+  the gateway's organic checks are what catch it (tests/serve).
+
+Real vLLM CPU containers: one baseline, then each challenger in turn.
+"""
+
+from __future__ import annotations
+
+import docker
+import msgspec
+import pytest
+
+from harness.crown import decide
+from harness.eval import EvalReport, evaluate_round
+from harness.profile import Profile
+
+pytestmark = [pytest.mark.docker, pytest.mark.vllm]
+
+SEED = "0x" + "5e" * 32
+HONEST = ("baseline", "miner-ref", "miner-fast")
+CHEATS = {
+    "adv-replay": ("pass", "ok"),
+    "adv-stream-one": ("fail", "buffered_stream"),
+    "cheater": ("fail", "off_distribution"),
+    "adv-organic": ("pass", "ok"),
+}
+# Earn nothing beyond what the baseline earns against itself.
+WITHIN_NOISE = ("baseline", "miner-ref", "adv-replay", "adv-organic")
+
+
+@pytest.fixture(scope="module")
+def integrity_round(
+    sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
+) -> dict[str, EvalReport]:
+    # 64-token answers (about 250 ms), so only a stall longer than a whole answer could merge an
+    # honest stream into one network read (tests/harness/test_gate_vllm.py measured why).
+    profile = msgspec.structs.replace(sandbox_profile, output_tokens=64)
+    names = [*HONEST, *CHEATS]
+    reports = evaluate_round(docker_client, [built_images[n] for n in names], profile, SEED)
+    return dict(zip(names, reports, strict=True))
+
+
+def _crowned_over_no_king(report: EvalReport) -> bool:
+    decision = decide(
+        challenger_score=report.score,
+        challenger_passed=report.verdict == "pass",
+        noise=report.noise,
+        king_score=None,
+    )
+    return decision.outcome == "crowned"
+
+
+@pytest.mark.parametrize("name", HONEST)
+def test_honest_engines_pass(name: str, integrity_round: dict[str, EvalReport]) -> None:
+    report = integrity_round[name]
+    assert (report.verdict, report.reason) == ("pass", "ok"), f"{report.reason}: {report.detail}"
+    assert report.metrics["exact_match"] == 1.0
+
+
+@pytest.mark.parametrize("name", CHEATS)
+def test_each_cheat_ends_with_its_own_outcome(
+    name: str, integrity_round: dict[str, EvalReport]
+) -> None:
+    report = integrity_round[name]
+    assert (report.verdict, report.reason) == CHEATS[name], report.detail
+    if report.verdict == "fail":
+        assert report.score == 0.0
+
+
+@pytest.mark.parametrize("name", WITHIN_NOISE)
+def test_no_speed_of_its_own_is_never_crowned(
+    name: str, integrity_round: dict[str, EvalReport]
+) -> None:
+    report = integrity_round[name]
+    assert not _crowned_over_no_king(report), (
+        f"{name} scored {report.score:.4f} against noise {report.noise:.4f}: {report.metrics}"
+    )
+
+
+def test_the_fast_miner_is_crowned_over_no_king(integrity_round: dict[str, EvalReport]) -> None:
+    report = integrity_round["miner-fast"]
+    assert _crowned_over_no_king(report), f"score {report.score:.4f}, noise {report.noise:.4f}"
+
+
+def test_the_round_measured_the_baseline_once_between_challengers(
+    integrity_round: dict[str, EvalReport],
+) -> None:
+    """Each challenger that was measured is bracketed: its "after" is the next one's "before"."""
+    measured = [r for r in integrity_round.values() if r.baseline_after]
+    assert len(measured) >= len(HONEST)
+    for earlier, later in zip(measured, measured[1:], strict=False):
+        assert later.baseline_before == earlier.baseline_after
