@@ -1,14 +1,17 @@
-"""Evaluator: one evaluation slot. Runs ``harness.eval`` for an ``EvalQueued`` and logs the result.
+"""Evaluator: one evaluation slot. Runs ``harness.eval`` over a round's evals and logs the results.
 
 Interface (the scheduler's only call)::
 
     evaluator = start_evaluator(profile)            # pinned by evaluator_options(profile)
-    ray.get(evaluator.evaluate.remote(encode_msgpack([queued])))   # -> None
+    ray.get(evaluator.evaluate_round.remote(encode_attempts(unfinished)))   # -> None
 
-``evaluate`` appends ``EvalStarted``, ``BaselineMeasured`` (before, after) and ``EvalFinished``
-through the event log; every event has an idempotency key, so a retried call after a crash
-re-appends nothing twice; a new attempt (a new actor) numbers itself from the ``EvalStarted``
-events already in the log.
+``evaluate_round`` judges the round's unfinished evals (the king's re-measurement among them, in
+the round's order) in one ``harness.eval.evaluate_round``, against one baseline kept up for the
+round. It appends ``EvalStarted`` for each (its attempt, numbered by the scheduler) before the
+first pull, then per eval ``BaselineMeasured`` before and after (a measurement that is one
+eval's "after" and the next one's "before" is logged for both) and ``EvalFinished`` as soon as
+that eval is judged, so an evaluator that dies midway keeps what it finished. Every event has an
+idempotency key, so a retried call re-appends nothing twice.
 It holds no wallet key and never touches the chain. A validator-side failure (engine, baseline)
 ends as ``verdict="error"``; the scheduler decides whether to retry.
 """
@@ -20,17 +23,11 @@ import socket
 import docker
 import ray
 
+from actors.eval_attempt import decode_attempts
 from actors.log_client import LogClient
 from actors.placement import evaluator_options
-from events.types import (
-    BaselineMeasured,
-    EvalFinished,
-    EvalQueued,
-    EvalStarted,
-    Event,
-    decode_msgpack,
-)
-from harness.eval import evaluate, flat_metrics
+from events.types import BaselineMeasured, EvalFinished, EvalStarted, Event
+from harness.eval import EvalReport, evaluate_round, flat_metrics
 from harness.measure import Measurement
 from harness.profile import Profile, get_profile
 from harness.runner import remove_leftovers
@@ -49,55 +46,63 @@ class Evaluator:
         # evaluator that died mid-eval, and would otherwise hold the machine.
         remove_leftovers(self.client)
 
-    def evaluate(self, eval_queued_msgpack: bytes) -> None:
-        """Evaluate the single ``EvalQueued`` in the msgpack batch; results go to the log."""
-        (queued,) = decode_msgpack(eval_queued_msgpack)
-        if not isinstance(queued, EvalQueued):
-            raise TypeError(f"evaluate() takes an EvalQueued, got {type(queued).__name__}")
-        attempt = self._attempts_so_far(queued.eval_id) + 1
+    def evaluate_round(self, attempts_msgpack: bytes) -> None:
+        """Judge the evals in ``encode_attempts`` bytes as one round; results go to the log."""
+        attempts = decode_attempts(attempts_msgpack)
+        queued = [a.queued for a in attempts]
+        worker = socket.gethostname()
+        # All at once, before the first pull: the round pulls every image before it measures.
         self._append(
-            EvalStarted(eval_id=queued.eval_id, attempt=attempt, worker=socket.gethostname())
+            *(
+                EvalStarted(eval_id=a.queued.eval_id, attempt=a.attempt, worker=worker)
+                for a in attempts
+            )
         )
 
-        def on_baseline(phase: str, measurement: Measurement) -> None:
+        def on_baseline(i: int, phase: str, measurement: Measurement) -> None:
             self._append(
                 BaselineMeasured(
-                    eval_id=queued.eval_id, phase=phase, metrics=flat_metrics(measurement)
+                    eval_id=queued[i].eval_id, phase=phase, metrics=flat_metrics(measurement)
                 )
             )
 
-        report = evaluate(
-            self.client,
-            f"{queued.image}@{queued.digest}",
-            self.profile,
-            queued.round_seed,
-            eval_id=queued.eval_id,
-            on_baseline=on_baseline,
-        )
-        self._append(
-            EvalFinished(
-                eval_id=queued.eval_id,
-                hotkey=queued.hotkey,
-                digest=queued.digest,
-                verdict=report.verdict,
-                reason=report.reason,
-                score=report.score,
-                noise=report.noise,
-                metrics=report.metrics,
-                role=queued.role,
+        reported: set[int] = set()
+
+        def on_report(i: int, report: EvalReport) -> None:
+            q = queued[i]
+            self._append(
+                EvalFinished(
+                    eval_id=q.eval_id,
+                    hotkey=q.hotkey,
+                    digest=q.digest,
+                    verdict=report.verdict,
+                    reason=report.reason,
+                    score=report.score,
+                    noise=report.noise,
+                    metrics=report.metrics,
+                    role=q.role,
+                )
             )
-        )
+            reported.add(i)
 
-    def _attempts_so_far(self, eval_id: str) -> int:
-        # One Evaluator actor runs one attempt; earlier attempts are known only to the log.
-        _, rows = self.log.sql(
-            "SELECT count(*) FROM events WHERE type = 'EvalStarted' AND payload->>'eval_id' = ?",
-            [eval_id],
+        evaluate_round(
+            self.client,
+            [f"{q.image}@{q.digest}" for q in queued],
+            self.profile,
+            queued[0].round_seed,
+            eval_ids=[q.eval_id for q in queued],
+            on_baseline=on_baseline,
+            on_report=on_report,
         )
-        return int(rows[0][0])
+        if missing := [q.eval_id for i, q in enumerate(queued) if i not in reported]:
+            # Raising makes the scheduler dispatch them again rather than wait on them forever.
+            raise RuntimeError(
+                f"harness.eval.evaluate_round returned without judging {', '.join(missing)}; "
+                "this is a bug in the harness: every image must get a report"
+            )
 
-    def _append(self, event: Event) -> None:
-        self.log.append([event])
+    def _append(self, *events: Event) -> None:
+        self.log.append(list(events))
 
 
 def start_evaluator(profile: Profile, **options: object) -> ray.actor.ActorHandle:

@@ -26,6 +26,7 @@ from rich.table import Table
 from harness.crown import decide
 from harness.eval import EvalReport, evaluate_round
 from harness.profile import built_image, get_profile
+from harness.runner import sigterm_raises
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # image -> what it is; honest engines first, then one adversary per exploit class.
@@ -55,7 +56,7 @@ def main() -> int:
     parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
     options = parser.parse_args()
     seed = options.seed or "0x" + secrets.token_hex(32)
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     profile = get_profile("local")
     names = list(IMAGES)
     started = time.monotonic()
@@ -67,13 +68,14 @@ def main() -> int:
         )
 
     console.print(f"one round of {len(names)} challengers, seed {seed[:18]}...")
-    reports = evaluate_round(
-        docker.from_env(), [built_image(n) for n in names], profile, seed, on_report=landed
-    )
+    with sigterm_raises():  # a stopped bench still removes its containers
+        reports = evaluate_round(
+            docker.from_env(), [built_image(n) for n in names], profile, seed, on_report=landed
+        )
     wall = time.monotonic() - started
 
     table = Table(title=f"integrity round, profile local, {wall:.0f} s")
-    for column in ("image", "what", "verdict", "reason", "score", "noise", "crowned"):
+    for column in ("image", "verdict", "reason", "score", "noise", "crowned", "what it is"):
         table.add_column(column, justify="right" if column in ("score", "noise") else "left")
     rows = []
     for name, report in zip(names, reports, strict=True):
@@ -93,12 +95,12 @@ def main() -> int:
         )
         table.add_row(
             name,
-            IMAGES[name],
             report.verdict,
             report.reason,
             f"{report.score:.4f}",
             f"{report.noise:.4f}",
             "yes" if crowned else "no",
+            IMAGES[name],
         )
     console.print(table)
     RESULTS.mkdir(exist_ok=True)

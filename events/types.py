@@ -23,6 +23,7 @@ __all__ = [
     "EvalQueued",
     "EvalStarted",
     "EventDecodeError",
+    "ImageInspected",
     "KingCrowned",
     "KingDethroned",
     "KingServing",
@@ -30,6 +31,7 @@ __all__ = [
     "LiveWeightsComputed",
     "MinerDeregistered",
     "MinerRegistered",
+    "OrganicChecked",
     "OrganicWindow",
     "SubmissionCommitted",
     "SubmissionRejected",
@@ -266,6 +268,30 @@ class OrganicWindow(Event):
         return f"{self.key_id}@{self.minute}/{self.upstream}"
 
 
+class OrganicChecked(Event):
+    """The gateway re-scored one of the king's organic answers on the reference engine.
+
+    ``rule`` is how it was judged (``serve_apps.organic_check``): ``greedy`` (temperature 0):
+    ``gap`` is the share of the answer's tokens far below the reference's argmax; ``sampled``:
+    ``gap`` is how many nats the answer's mean token logprob lies below that of the reference's
+    own answer to the same request. ``request_id`` is the gateway's own, never the king's.
+    """
+
+    hotkey: str
+    digest: str
+    request_id: str
+    passed: bool
+    reason: str
+    rule: Literal["greedy", "sampled"]
+    answer_tokens: int
+    reference_tokens: int
+    gap: float
+
+    @property
+    def key(self) -> str:
+        return self.request_id
+
+
 def event_types() -> tuple[type[Event], ...]:
     """Every concrete event class, including those defined by extension modules."""
     seen: list[type[Event]] = []
@@ -339,6 +365,30 @@ class SubmissionSkipped(Event):
     block: int
     digest: str
     reason: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.hotkey}@{self.block}"
+
+
+class ImageInspected(Event):
+    """The registry's answer for the image committed by ``hotkey`` at ``block``, before a pull.
+
+    ``config_digest`` and ``runtime_digest`` (its layers in order plus how it runs: command,
+    entrypoint, environment, working directory, user, ports) are its fingerprint, which the copy
+    rule compares. ``refused`` is the reason code (``manifest_not_found``, ``too_large``...) when
+    the registry's answer refuses the image for good, ``error`` the same in words; the
+    fingerprint is then empty and the submission ends there.
+    """
+
+    hotkey: str
+    block: int
+    digest: str
+    size_bytes: int = 0
+    config_digest: str = ""
+    runtime_digest: str = ""
+    refused: str = ""
+    error: str = ""
 
     @property
     def key(self) -> str:

@@ -12,7 +12,8 @@ whole round, each challenger bracketed by two baseline measurements:
 2. the baseline starts (and is started again if its health fails between measurements);
 3. each challenger in turn: up -> measured -> down; then the baseline is measured again, and the
    challenger's tokens are re-scored on it by teacher forcing (the gate); score from the two
-   baseline measurements around it.
+   baseline measurements around it. Its noise is the largest of the profile's floor and what
+   any baseline measurement of the round so far earned against the next.
 
 Every measurement has its own prompt plan (``harness.plan``): a challenger shares its plan with
 the baseline measurement just before it, so the gate pairs answers to the same prompts, and no
@@ -267,6 +268,9 @@ def evaluate_round(
 
     baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline")
     slot, before = 0, None
+    # The largest score one baseline measurement of this round earned against the next: every
+    # later challenger's noise is at least this (harness.score.score says why).
+    round_noise = profile.noise_floor
     try:
         for i, image_id in pulled:
             report = reports[i]
@@ -295,7 +299,8 @@ def evaluate_round(
             report.baseline_after = flat_metrics(after)
             if on_baseline:
                 on_baseline(i, "after", after)
-            _judge(report, before, challenger, after, baseline, profile)
+            round_noise = max(round_noise, score.pair_noise(before, after))
+            _judge(report, before, challenger, after, baseline, profile, round_noise)
             lap(report, "baseline_after_and_gate")
             done(i)
             before = after
@@ -317,6 +322,7 @@ def _judge(
     after: Measurement,
     baseline: _Baseline,
     profile: Profile,
+    noise_floor: float,
 ) -> None:
     """Gate and score ``challenger`` into ``report``; the gate re-scores on the live baseline."""
     try:
@@ -326,7 +332,7 @@ def _judge(
     except gate.InconclusiveError as exc:
         report.reason, report.detail = "inconclusive", f"gate: {exc}"
         return
-    result = score.score(before, challenger, after, verdict)
+    result = score.score(before, challenger, after, verdict, noise_floor=noise_floor)
     report.verdict = "pass" if verdict.passed else "fail"
     report.reason, report.detail = verdict.reason, verdict.details
     report.score, report.noise = result.score, result.noise

@@ -9,7 +9,8 @@
 The container gets: the weights read-only at ``/models``, its own ``internal`` bridge network
 (no route out; the host reaches it at its address on that bridge), a read-only root with a tmpfs
 ``/tmp``, no capabilities, ``no-new-privileges``, pids/memory/CPU/shm limits, ``init`` as PID 1,
-an unprivileged user, GPUs only when the profile asks for them, and bounded logs. Everything it
+an unprivileged user, GPUs only when the profile asks for them, the profile's CPUs (pinned, so
+the measuring client keeps a core of its own), and bounded logs. Everything it
 creates is labelled ``org.arena.sandbox`` so :func:`remove_leftovers` can sweep after a crash.
 Images are pulled by digest only, after the registry manifest passed the digest and size check.
 """
@@ -168,6 +169,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
             mem_limit=profile.memory_limit,
             memswap_limit=profile.memory_limit,  # no swap: memory limit is the real limit
             nano_cpus=int(profile.cpus * 1e9),
+            cpuset_cpus=profile.server_cpuset or None,
             shm_size=profile.shm_size,
             init=True,
             device_requests=gpu_requests(profile.gpus_per_container),

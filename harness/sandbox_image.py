@@ -5,19 +5,34 @@ manifest is fetched from the registry, its bytes are hashed against the pinned d
 image size (config plus every layer, as the manifest declares them) is checked against the
 profile's limit. The registry is spoken to directly over the Distribution API, so a wrong
 digest or an oversize image costs one small HTTP request, not a 20 GB download.
+
+:func:`read_image` also reads the image's config blob (hashed against the manifest's config
+digest) for the fingerprint that tells copies apart: :func:`runtime_digest`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
+from typing import Any, Literal
 
 import httpx
 import msgspec
 
 from harness.sandbox_errors import ImageRejected
 
-__all__ = ["ImageRef", "ManifestInfo", "check_manifest", "parse_ref"]
+__all__ = [
+    "REGISTRY_FAULTS",
+    "ImageInfo",
+    "ImageRef",
+    "ManifestInfo",
+    "RuntimeConfig",
+    "check_manifest",
+    "parse_ref",
+    "read_image",
+    "runtime_digest",
+]
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _MANIFEST_TYPES = (
@@ -28,6 +43,12 @@ _MANIFEST_TYPES = (
 )
 _INDEX_TYPES = _MANIFEST_TYPES[:2]
 _DOCKER_HUB = "registry-1.docker.io"
+# The most of a manifest (the Distribution spec's suggested limit) or of a config blob read: any
+# registry a miner names is spoken to, so no answer may take unbounded memory.
+_MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# Rejection reasons that blame the registry's answer, not the pinned image: asking again later
+# may succeed. Every other reason is final for that digest.
+REGISTRY_FAULTS = frozenset({"registry_unreachable", "registry_error"})
 
 
 class ImageRef(msgspec.Struct, frozen=True):
@@ -41,9 +62,66 @@ class ImageRef(msgspec.Struct, frozen=True):
 
 
 class ManifestInfo(msgspec.Struct, frozen=True):
-    digest: str
+    digest: str  # the pinned digest (an index's, for a multi-platform image)
     size_bytes: int
-    layers: int
+    # The linux/amd64 image's config digest and its (compressed) layer digests in order.
+    config_digest: str
+    layers: tuple[str, ...]
+
+
+class ImageInfo(msgspec.Struct, frozen=True):
+    manifest: ManifestInfo
+    runtime_digest: str  # :func:`runtime_digest` of the config blob
+
+
+class RuntimeConfig(msgspec.Struct, frozen=True, rename="pascal"):
+    """The part of an image config that decides how its container runs.
+
+    Labels, history and timestamps are left out on purpose: they change nothing that runs, so a
+    copy re-labelled or rebuilt later still has the same runtime configuration.
+    """
+
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] | None = None
+    working_dir: str = ""
+    user: str = ""
+    exposed_ports: dict[str, Any] | None = None
+
+
+class _RootFs(msgspec.Struct, frozen=True):
+    diff_ids: list[str]
+
+
+class _ImageConfig(msgspec.Struct, frozen=True):
+    rootfs: _RootFs
+    config: RuntimeConfig | None = None
+
+
+def runtime_digest(config_blob: bytes) -> str:
+    """Fingerprint of an image config: its layers in order plus its :class:`RuntimeConfig`.
+
+    The layers are the config's ``rootfs.diff_ids`` (uncompressed; the engine checks them at
+    pull), so compressing the layers again changes nothing. Two images with the same files
+    differ here as soon as their command, entrypoint, environment, working directory, user or
+    ports do. Raises :class:`ImageRejected` (``bad_config``) for a config that is not one.
+    """
+    try:
+        image = msgspec.json.decode(config_blob, type=_ImageConfig)
+    except msgspec.DecodeError as exc:
+        raise ImageRejected("bad_config", f"the image config is unreadable: {exc}") from exc
+    run = image.config or RuntimeConfig()
+    canonical = {
+        "layers": image.rootfs.diff_ids,
+        "cmd": run.cmd or [],
+        "entrypoint": run.entrypoint or [],
+        # Order and null-versus-empty change nothing that runs: rewriting them is no disguise.
+        "env": sorted(run.env or []),
+        "working_dir": run.working_dir,
+        "user": run.user,
+        "exposed_ports": sorted(run.exposed_ports or {}),
+    }
+    return "sha256:" + hashlib.sha256(msgspec.json.encode(canonical)).hexdigest()
 
 
 def parse_ref(ref: str) -> ImageRef:
@@ -85,42 +163,75 @@ def _bearer_token(client: httpx.Client, challenge: str) -> str | None:
     return body.get("token") or body.get("access_token")
 
 
-def _get_manifest(client: httpx.Client, ref: ImageRef, reference: str) -> httpx.Response:
-    url = f"{_base_url(ref.registry)}/{ref.repository}/manifests/{reference}"
-    headers = {"Accept": ", ".join(_MANIFEST_TYPES)}
-    reply = client.get(url, headers=headers)
+def _get_bounded(
+    client: httpx.Client, url: str, headers: dict[str, str], deadline: float
+) -> tuple[httpx.Response, bytes]:
+    """GET ``url``; of a 200 answer read at most one byte over the limit, before ``deadline``."""
+    body = bytearray()
+    with client.stream("GET", url, headers=headers) as reply:
+        if reply.status_code == 200:
+            for chunk in reply.iter_bytes():
+                body += chunk
+                if len(body) > _MAX_DOCUMENT_BYTES:
+                    break
+                # A registry trickling bytes would hold the inspection (and the round) forever.
+                if time.monotonic() > deadline:
+                    raise ImageRejected(
+                        "registry_unreachable", f"{url} did not answer in full in time"
+                    )
+    return reply, bytes(body)
+
+
+def _get(
+    client: httpx.Client, ref: ImageRef, path: str, accept: str, deadline: float
+) -> tuple[int, bytes]:
+    url = f"{_base_url(ref.registry)}/{ref.repository}/{path}"
+    headers = {"Accept": accept}
+    reply, body = _get_bounded(client, url, headers, deadline)
     if reply.status_code == 401:
         token = _bearer_token(client, reply.headers.get("www-authenticate", ""))
         if token:
             headers["Authorization"] = f"Bearer {token}"
-            reply = client.get(url, headers=headers)
-    return reply
+            reply, body = _get_bounded(client, url, headers, deadline)
+    return reply.status_code, body
 
 
-def _fetch_verified(client: httpx.Client, ref: ImageRef, digest: str) -> dict:
+def _fetch_verified(
+    client: httpx.Client,
+    ref: ImageRef,
+    kind: Literal["manifest", "config"],
+    digest: str,
+    deadline: float,
+) -> bytes:
+    """The bytes of ``ref``'s manifest or config blob ``digest``, checked against it."""
+    if kind == "manifest":
+        path, accept = f"manifests/{digest}", ", ".join(_MANIFEST_TYPES)
+    else:
+        path, accept = f"blobs/{digest}", "*/*"
     try:
-        reply = _get_manifest(client, ref, digest)
+        status, body = _get(client, ref, path, accept, deadline)
     except httpx.HTTPError as exc:
         raise ImageRejected(
             "registry_unreachable", f"could not reach {ref.registry} for {ref}: {exc}"
         ) from exc
-    if reply.status_code == 404:
+    if status == 404:
         raise ImageRejected(
-            "manifest_not_found", f"{ref.name} has no manifest {digest}; check the pinned digest"
+            f"{kind}_not_found",
+            f"{ref.name} has no {kind} {digest}; check the pinned digest and that the push ended",
         )
-    if reply.status_code != 200:
+    if status != 200:
+        raise ImageRejected("registry_error", f"{ref.registry} answered {status} for {ref}")
+    if len(body) > _MAX_DOCUMENT_BYTES:
         raise ImageRejected(
-            "registry_error", f"{ref.registry} answered {reply.status_code} for {ref}"
+            "too_large",
+            f"the {kind} {digest} of {ref} is over {_MAX_DOCUMENT_BYTES // 2**20} MiB",
         )
-    actual = "sha256:" + hashlib.sha256(reply.content).hexdigest()
+    actual = "sha256:" + hashlib.sha256(body).hexdigest()
     if actual != digest:
         raise ImageRejected(
-            "digest_mismatch", f"the registry served manifest {actual} when asked for {digest}"
+            "digest_mismatch", f"the registry served {kind} {actual} when asked for {digest}"
         )
-    try:
-        return msgspec.json.decode(reply.content)
-    except msgspec.DecodeError as exc:
-        raise ImageRejected("bad_manifest", f"manifest {digest} is not JSON: {exc}") from exc
+    return body
 
 
 def _pick_platform(index: dict, ref: ImageRef) -> str:
@@ -131,22 +242,64 @@ def _pick_platform(index: dict, ref: ImageRef) -> str:
     raise ImageRejected("bad_manifest", f"{ref} has no linux/amd64 image")
 
 
-def check_manifest(ref: ImageRef, max_bytes: int, timeout_s: float = 30.0) -> ManifestInfo:
-    """Verify the pinned manifest and its declared size; raises :class:`ImageRejected`."""
-    with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
-        manifest = _fetch_verified(client, ref, ref.digest)
-        if manifest.get("mediaType") in _INDEX_TYPES or "manifests" in manifest:
-            manifest = _fetch_verified(client, ref, _pick_platform(manifest, ref))
+def _decode_manifest(body: bytes, digest: str) -> dict:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ImageRejected("bad_manifest", f"manifest {digest} is not JSON: {exc}") from exc
+
+
+def _check_manifest(
+    client: httpx.Client, ref: ImageRef, max_bytes: int, deadline: float
+) -> ManifestInfo:
+    manifest = _decode_manifest(
+        _fetch_verified(client, ref, "manifest", ref.digest, deadline), ref.digest
+    )
+    if manifest.get("mediaType") in _INDEX_TYPES or "manifests" in manifest:
+        digest = _pick_platform(manifest, ref)
+        manifest = _decode_manifest(
+            _fetch_verified(client, ref, "manifest", digest, deadline), digest
+        )
     try:
         layers = manifest["layers"]
         size = int(manifest["config"]["size"]) + sum(int(layer["size"]) for layer in layers)
+        config_digest = str(manifest["config"]["digest"])
+        layer_digests = tuple(str(layer["digest"]) for layer in layers)
     except (KeyError, TypeError, ValueError) as exc:
         raise ImageRejected(
-            "bad_manifest", f"manifest of {ref} lacks config/layer sizes: {exc}"
+            "bad_manifest", f"manifest of {ref} lacks config/layer sizes or digests: {exc}"
         ) from exc
+    if not _DIGEST.match(config_digest):
+        raise ImageRejected(
+            "bad_manifest", f"manifest of {ref} names config {config_digest!r}, not a sha256"
+        )
     if size > max_bytes:
         raise ImageRejected(
             "too_large",
             f"{ref} is {size / 1e9:.2f} GB, over the {max_bytes / 1e9:.2f} GB limit",
         )
-    return ManifestInfo(digest=ref.digest, size_bytes=size, layers=len(layers))
+    return ManifestInfo(
+        digest=ref.digest, size_bytes=size, config_digest=config_digest, layers=layer_digests
+    )
+
+
+def check_manifest(ref: ImageRef, max_bytes: int, timeout_s: float = 30.0) -> ManifestInfo:
+    """Verify the pinned manifest and its declared size; return its size and layers.
+
+    Raises :class:`ImageRejected`; a reason in :data:`REGISTRY_FAULTS` is worth asking again.
+    """
+    with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+        return _check_manifest(client, ref, max_bytes, time.monotonic() + timeout_s)
+
+
+def read_image(ref: ImageRef, max_bytes: int, timeout_s: float = 30.0) -> ImageInfo:
+    """:func:`check_manifest`, then the verified config blob's :func:`runtime_digest`.
+
+    ``timeout_s`` bounds the whole exchange. Raises :class:`ImageRejected` like
+    :func:`check_manifest`, with ``config_not_found`` and ``bad_config`` besides.
+    """
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+        manifest = _check_manifest(client, ref, max_bytes, deadline)
+        blob = _fetch_verified(client, ref, "config", manifest.config_digest, deadline)
+    return ImageInfo(manifest=manifest, runtime_digest=runtime_digest(blob))

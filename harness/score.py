@@ -25,7 +25,7 @@ from harness.gate import GateVerdict
 if TYPE_CHECKING:
     from harness.measure import LevelRun, Measurement
 
-__all__ = ["ScoreResult", "raw_score", "score"]
+__all__ = ["ScoreResult", "pair_noise", "raw_score", "score"]
 
 TTFT_WEIGHT = 0.5
 THROUGHPUT_WEIGHT = 0.5
@@ -87,21 +87,30 @@ def raw_score(baselines: list[Measurement], challenger: Measurement) -> tuple[fl
     return TTFT_WEIGHT * ttft + THROUGHPUT_WEIGHT * throughput, ttft, throughput
 
 
+def pair_noise(first: Measurement, second: Measurement) -> float:
+    """The score either of two measurements of the same server earns against the other."""
+    return max(raw_score([first], second)[0], raw_score([second], first)[0])
+
+
 def score(
     baseline_before: Measurement,
     challenger: Measurement,
     baseline_after: Measurement | None,
     verdict: GateVerdict,
+    *,
+    noise_floor: float = 0.0,
 ) -> ScoreResult:
-    """Score ``challenger`` against the baseline measured before (and after) it."""
+    """Score ``challenger`` against the baseline measured before (and after) it.
+
+    ``noise`` is never below ``noise_floor``: one pair of baseline measurements is a weak
+    estimate of the noise (an A/A challenger beats it about one time in four), so the caller
+    passes what it knows better, e.g. the profile's floor and the round's other pairs.
+    """
     baselines = [baseline_before] if baseline_after is None else [baseline_before, baseline_after]
     value, ttft, throughput = raw_score(baselines, challenger)
-    noise = 0.0
+    noise = noise_floor
     if baseline_after is not None:
-        noise = max(
-            raw_score([baseline_before], baseline_after)[0],
-            raw_score([baseline_after], baseline_before)[0],
-        )
+        noise = max(noise, pair_noise(baseline_before, baseline_after))
     return ScoreResult(
         score=value if verdict.passed else 0.0,
         raw_score=value,

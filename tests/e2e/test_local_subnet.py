@@ -3,8 +3,10 @@
 One run is shared by every test here (it takes minutes on 2 cores): chopsticks running the
 subtensor runtime, a fresh subnet with a validator and three miners (reference, faster honest,
 cheater) committing real images through real extrinsics, the validator's actors on Ray, real
-evaluations in Docker with vLLM CPU, the crown, weights on chain. While the round runs:
-1. the worker process of the Evaluator is killed with SIGKILL in the middle of an eval;
+evaluations in Docker with vLLM CPU, the crown, weights on chain. One Evaluator judges a whole
+round (its evals against one baseline kept up); while the round runs:
+1. the worker process of that Evaluator is killed with SIGKILL in the middle of an eval (the
+   scheduler hands the round's unfinished evals to a new one);
 2. later, the whole Ray cluster is stopped in the middle of another eval and started again.
 The tests then check that nothing was lost or duplicated, that each interrupted eval finished
 exactly once, and that the outcome is the one the decisions re-derive from the log's inputs.
@@ -133,7 +135,7 @@ def interrupted(
         run.commit_miners()
         result = Interrupted(run, Outcome(False, "not run"))
 
-        # 1. SIGKILL the evaluator's worker once its eval has measured the first baseline.
+        # 1. SIGKILL the round's evaluator once one of its evals has measured its first baseline.
         eval_id = _watch_for(run, "an eval past its first baseline", set(), 1800)
         scheduler = supervisor.get("scheduler")
         name = ray.get(scheduler.running_evaluators.remote())[eval_id]

@@ -49,6 +49,25 @@ def test_faster_challenger_scores_half_of_each_improvement():
     assert result.score == pytest.approx(0.5 * 1.0 + 0.5 / 3)
 
 
+@pytest.mark.parametrize(
+    ("after_duration", "floor", "expected"),
+    [
+        (1.0, 0.0, 0.0),  # identical baselines: no noise measured, none assumed
+        (1.0, 0.3, 0.3),  # the floor holds when the pair shows less
+        (0.8, 0.0, 0.125),  # B' 1.25x B's throughput: half of +25%
+        (0.8, 0.1, 0.125),  # the pair shows more than the floor: the pair counts
+    ],
+)
+def test_noise_is_the_baseline_pair_or_the_floor_whichever_is_larger(
+    after_duration: float, floor: float, expected: float
+):
+    from harness.score import score
+
+    before, after = _measurement(0.1, 1.0), _measurement(0.1, after_duration)
+    result = score(before, _measurement(0.1, 1.0), after, PASS, noise_floor=floor)
+    assert result.noise == pytest.approx(expected)
+
+
 def test_slower_is_floored_and_a_failed_gate_scores_zero():
     from harness.score import score
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from actors.eval_attempt import EvalAttempt, encode_attempts
 from actors.evaluator import start_evaluator
 from actors.log_client import LogClient
-from events.types import BaselineMeasured, EvalFinished, EvalQueued, EvalStarted, encode_msgpack
+from events.types import BaselineMeasured, EvalFinished, EvalQueued, EvalStarted
 from harness.profile import get_profile
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.ray]
@@ -34,7 +35,8 @@ def test_evaluator_logs_started_baseline_and_finished(
     env = {"DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")}
     evaluator = start_evaluator(get_profile("local"), runtime_env={"env_vars": env})
     try:
-        ray.get(evaluator.evaluate.remote(encode_msgpack([queued])), timeout=900)
+        data = encode_attempts([EvalAttempt(queued=queued, attempt=1)])
+        ray.get(evaluator.evaluate_round.remote(data), timeout=900)
     finally:
         ray.kill(evaluator)
     types = (EvalStarted, BaselineMeasured, EvalFinished)

@@ -1,4 +1,6 @@
-"""Images are refused before anything runs: wrong digest, tampered layer, oversize, unpinned."""
+"""Images are refused before anything runs: wrong digest, tampered layer, oversize, unpinned;
+and a copy pushed again under another name is recognised from its manifest and config alone,
+while images that share their layers but run another way are not."""
 
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ import httpx
 import msgspec
 import pytest
 
-from harness.profile import Profile, repo_root
+from actors.queue_policy import fold_queue
+from actors.scheduler import inspect_image
+from events.types import Event, SubmissionCommitted, SubmissionSkipped
+from harness.profile import Profile, get_profile, repo_root
 from harness.runner import pull_pinned
 from harness.sandbox_errors import ImageRejected
+from harness.sandbox_image import check_manifest, parse_ref, read_image
 
 pytestmark = pytest.mark.docker
 
@@ -130,3 +136,74 @@ def test_arena_eval_reports_a_rejected_image(
     report = msgspec.json.decode(out.read_bytes())
     assert (report["verdict"], report["reason"]) == ("fail", "manifest_not_found")
     assert "FAIL" in result.stdout
+
+
+def _committed(
+    built_images: dict[str, str], hotkey: str, block: int, name: str
+) -> SubmissionCommitted:
+    image, digest = built_images[name].split("@")
+    return SubmissionCommitted(
+        netuid=2, uid=block, hotkey=hotkey, block=block, image=image, digest=digest
+    )
+
+
+def _inspected(commitments: list[SubmissionCommitted]) -> list[Event]:
+    """What the scheduler logs for each commitment, read from the real registry."""
+    max_bytes = get_profile("local").max_image_bytes
+    inspections = [i for c in commitments if (i := inspect_image(c, max_bytes)) is not None]
+    assert [(i.hotkey, i.refused) for i in inspections] == [(c.hotkey, "") for c in commitments]
+    return inspections
+
+
+def _skipped(out: list[Event]) -> list[tuple[str, str]]:
+    return [(e.hotkey, e.reason) for e in out if isinstance(e, SubmissionSkipped)]
+
+
+def test_a_relabelled_copy_of_the_fast_miner_is_named_its_copy(
+    built_images: dict[str, str],
+) -> None:
+    """images/copy-fast: miner-fast under another repository with one label added."""
+    max_bytes = get_profile("local").max_image_bytes
+    fast, copy = (parse_ref(built_images[name]) for name in ("miner-fast", "copy-fast"))
+    assert fast.repository != copy.repository
+    fast_info, copy_info = read_image(fast, max_bytes), read_image(copy, max_bytes)
+    assert fast_info.manifest.layers and copy_info.manifest.layers == fast_info.manifest.layers
+    assert copy_info.manifest.digest != fast_info.manifest.digest
+    assert copy_info.manifest.config_digest != fast_info.manifest.config_digest
+    assert copy_info.runtime_digest == fast_info.runtime_digest
+
+    # The copier's image is inspected first and still loses to the earlier commitment.
+    original = _committed(built_images, "5Fast", 10, "miner-fast")
+    copier = _committed(built_images, "5Copier", 11, "copy-fast")
+    state, out = fold_queue([original, copier, *_inspected([copier, original])])
+    assert _skipped(out) == [("5Copier", "copy_of 5Fast@10 (same layers and runtime config)")]
+    assert [s.hotkey for s in state.ready()] == ["5Fast"]
+
+
+def test_images_sharing_layers_but_run_another_way_are_no_copies(
+    built_images: dict[str, str],
+) -> None:
+    """Honest images on one stock image: miner-fast and the baseline both start from the base
+    image's layers with their own command; adv-crash and adv-hang share every layer and differ
+    in one ENV. Each committed after the other, none is taken for a copy."""
+    max_bytes = get_profile("local").max_image_bytes
+    layers = {
+        name: check_manifest(parse_ref(built_images[name]), max_bytes).layers
+        for name in ("base", "baseline", "miner-fast", "adv-crash", "adv-hang")
+    }
+    base = layers["base"]
+    assert base and layers["baseline"][: len(base)] == layers["miner-fast"][: len(base)] == base
+    assert layers["adv-crash"] and layers["adv-crash"] == layers["adv-hang"]
+
+    commitments = [
+        _committed(built_images, hotkey, block, name)
+        for hotkey, block, name in [
+            ("5Baseline", 10, "baseline"),
+            ("5Fast", 11, "miner-fast"),
+            ("5Crash", 12, "adv-crash"),
+            ("5Hang", 13, "adv-hang"),
+        ]
+    ]
+    state, out = fold_queue([*commitments, *_inspected(commitments)])
+    assert _skipped(out) == []
+    assert [s.hotkey for s in state.ready()] == ["5Baseline", "5Fast", "5Crash", "5Hang"]

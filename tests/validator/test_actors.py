@@ -1,8 +1,9 @@
 """Scheduler and CrownKeeper as Ray actors on the real chain runtime, with a scripted evaluator.
 
 The evaluator's outcome is written in the image name (see ``scripted_evaluator``), so these
-tests exercise what the validator's own actors do, fast: rounds, dispatch, deaths and retries,
-the crown, weights on chain, and restarts that re-derive everything without a duplicate.
+tests exercise what the validator's own actors do, fast: rounds, dispatch of a round to one
+evaluator, deaths and retries, the crown, weights on chain, and restarts that re-derive
+everything without a duplicate.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ray
 from actors import supervisor
 from actors.log_client import LogClient
 from actors.queue_policy import eval_id_for
+from actors.scheduler import evaluator_name
 from actors.validator_config import ValidatorConfig
 from chain.client import ChainClient
 from chain.localnet import LocalSubnet
@@ -29,8 +31,10 @@ from events.types import (
     EvalQueued,
     EvalStarted,
     Event,
+    ImageInspected,
     KingCrowned,
     RoundDecided,
+    RoundOpened,
     SubmissionCommitted,
     SubmissionSkipped,
     WeightsSet,
@@ -73,22 +77,29 @@ class Validator:
         ]
         self.block = 1000
 
-    def commit(self, miner: int, behaviour: str, n: int) -> None:
-        """What the chain watcher would emit for a commitment of a scripted image."""
-        self.block += 1
-        key = self.subnet.miners[miner]
-        self.log.append(
-            [
+    def commit(self, *commitments: tuple[int, str, int]) -> None:
+        """Commit scripted images ``(miner, behaviour, n)``, in that order, in one append.
+
+        Logs what the chain watcher would emit for each, and what the scheduler's inspection
+        would log (the scripted images are in no registry): a fingerprint of the digest alone.
+        One append, so the scheduler sees them all before it opens a round.
+        """
+        events: list[Event] = []
+        for miner, behaviour, n in commitments:
+            self.block += 1
+            hotkey = self.subnet.miners[miner].ss58_address
+            events.append(
                 SubmissionCommitted(
                     netuid=self.subnet.netuid,
                     uid=self.uids[miner],
-                    hotkey=key.ss58_address,
+                    hotkey=hotkey,
                     block=self.block,
                     image=f"127.0.0.1:5000/scripted/{behaviour}",
                     digest=digest(n),
                 )
-            ]
-        )
+            )
+            events.append(ImageInspected(hotkey=hotkey, block=self.block, digest=digest(n)))
+        self.log.append(events)
 
     def events(self, cls: type[Event] | None = None) -> list[Event]:
         return [r.event for r in self.log.replay(0) if cls is None or isinstance(r.event, cls)]
@@ -138,10 +149,7 @@ def validator(
 
 def test_round_crowns_the_fastest_and_retries_an_evaluator_that_died(validator: Validator) -> None:
     v = validator
-    v.commit(0, "score-0.10", 1)
-    v.commit(1, "score-0.30", 2)
-    v.commit(2, "fail", 3)
-    v.commit(3, "crash-once", 4)
+    v.commit((0, "score-0.10", 1), (1, "score-0.30", 2), (2, "fail", 3), (3, "crash-once", 4))
     wait_until("round 1 decided", lambda: v.decided(1))
 
     crowned = [e for e in v.events(KingCrowned) if isinstance(e, KingCrowned)]
@@ -176,7 +184,7 @@ def test_round_crowns_the_fastest_and_retries_an_evaluator_that_died(validator: 
 
 def test_evals_that_keep_dying_end_as_errors_with_a_reason(validator: Validator) -> None:
     v = validator
-    v.commit(0, "crash", 5)
+    v.commit((0, "crash", 5))
     decided = wait_until("round 2 decided", lambda: v.decided(2))
     assert decided.king_hotkey == v.hotkey(1), "the king was re-measured and kept the crown"
     errored = [e for e in v.events(EvalFinished) if e.key == eval_id_for(digest(5), 2)]
@@ -206,7 +214,7 @@ def test_an_errored_challenger_is_retried_in_later_rounds_then_skipped(
 
 def test_a_faster_challenger_takes_the_crown_and_the_weights(validator: Validator) -> None:
     v = validator
-    v.commit(2, "score-0.50", 6)
+    v.commit((2, "score-0.50", 6))
 
     def crowned_by_2() -> bool:
         return any(
@@ -217,6 +225,39 @@ def test_a_faster_challenger_takes_the_crown_and_the_weights(validator: Validato
     wait_until("miner 2 crowned", crowned_by_2)
     new_king = v.uids[2]
     assert wait_until("weights moved", lambda: v.chain_weights() == {new_king: 65535.0})
+
+
+def test_a_round_runs_on_one_evaluator_and_a_death_reruns_only_its_unfinished_evals(
+    validator: Validator,
+) -> None:
+    v = validator
+    v.commit((0, "score-0.05", 7), (1, "crash-once", 8), (3, "score-0.02", 9))
+
+    def opened() -> RoundOpened | None:
+        for e in v.events(RoundOpened):
+            if isinstance(e, RoundOpened) and eval_id_for(digest(7), e.round) in e.eval_ids:
+                return e
+        return None
+
+    round_ = wait_until("the round of the three commitments to open", opened)
+    king, first, crashed, last = round_.eval_ids
+    assert [first, crashed, last] == [eval_id_for(digest(n), round_.round) for n in (7, 8, 9)]
+    wait_until(f"round {round_.round} decided", lambda: v.decided(round_.round))
+
+    starts = [e for e in v.events(EvalStarted) if e.eval_id in round_.eval_ids]
+    # One evaluator started the whole round (the king's re-measurement first)...
+    assert {e.eval_id: e.worker for e in starts if e.attempt == 1} == dict.fromkeys(
+        round_.eval_ids, evaluator_name(round_.round, 1)
+    )
+    # ...died on the crashing eval, and a new one got only the evals without a verdict then.
+    assert {e.eval_id: e.worker for e in starts if e.attempt == 2} == dict.fromkeys(
+        [crashed, last], evaluator_name(round_.round, 2)
+    )
+    assert len(starts) == len(round_.eval_ids) + 2
+    finished = [e for e in v.events(EvalFinished) if e.eval_id in round_.eval_ids]
+    assert sorted(e.eval_id for e in finished) == sorted(round_.eval_ids)
+    assert {e.eval_id: e.verdict for e in finished} == dict.fromkeys(round_.eval_ids, "pass")
+    assert king in {e.eval_id for e in finished if e.role == "king"}
 
 
 def test_restarted_actors_rederive_everything_and_append_nothing(validator: Validator) -> None:
