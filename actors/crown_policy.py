@@ -12,6 +12,14 @@ A round is decided once every eval it listed has a verdict:
    ``harness.crown.decide``: beat the noise and the king's decaying margin, ties to the
    incumbent. The other passing challengers are defended against.
 3. ``RoundDecided`` names the king after the round, for the scheduler's next re-measurement.
+
+Between rounds, the gateway's organic checks of the king's digest (``OrganicChecked``, see
+``serve_apps.organic_check``) dethrone it for ``organic_mismatch`` once ``ORGANIC_FAILS`` of its
+last ``ORGANIC_WINDOW`` checks failed. The check is built never to fail an honest answer (doubt
+means not judged), so one failure is already strong evidence; still, one fluke (a reference
+engine that served a changed model for a moment, an answer the re-scorer mis-split) must not cost
+a crown, nor may two far apart over a long reign. A king that cheats on organic traffic fails
+nearly every check and falls at its third.
 """
 
 from __future__ import annotations
@@ -27,13 +35,17 @@ from events.types import (
     KingDethroned,
     MinerDeregistered,
     MinerRegistered,
+    OrganicChecked,
     RoundDecided,
     RoundOpened,
     SubmissionCommitted,
 )
 from harness.crown import decide
 
-__all__ = ["INPUT_TYPES", "CrownState", "King", "fold_crown"]
+__all__ = ["INPUT_TYPES", "ORGANIC_FAILS", "ORGANIC_WINDOW", "CrownState", "King", "fold_crown"]
+
+ORGANIC_WINDOW = 10
+ORGANIC_FAILS = 3
 
 INPUT_TYPES: tuple[type[Event], ...] = (
     MinerRegistered,
@@ -42,6 +54,7 @@ INPUT_TYPES: tuple[type[Event], ...] = (
     RoundOpened,
     EvalQueued,
     EvalFinished,
+    OrganicChecked,
 )
 
 
@@ -55,6 +68,8 @@ class King:
     since_block: int
     submitted_block: int
     eval_id: str
+    # Outcomes of its last ORGANIC_WINDOW organic checks, oldest first (True: passed).
+    organic: tuple[bool, ...] = ()
 
 
 @dataclass
@@ -82,7 +97,31 @@ class CrownState:
             case EvalFinished():
                 self.finished[event.eval_id] = event
                 return self._decide_ready()
+            case OrganicChecked():
+                return self._on_organic(event)
         return []
+
+    def _on_organic(self, c: OrganicChecked) -> list[Event]:
+        king = self.king
+        if king is None or (king.hotkey, king.digest) != (c.hotkey, c.digest):
+            return []  # a check of an earlier king, recorded after its fall
+        recent = (*king.organic, c.passed)[-ORGANIC_WINDOW:]
+        failed = recent.count(False)
+        if failed < ORGANIC_FAILS:
+            self.king = replace(king, organic=recent)
+            return []
+        self.king = None
+        return [
+            KingDethroned(
+                hotkey=king.hotkey,
+                digest=king.digest,
+                eval_id=f"organic:{c.request_id}",
+                reason=(
+                    f"organic_mismatch: {failed} of its last {len(recent)} organic answers "
+                    f"failed re-scoring on the reference engine (last: {c.reason})"
+                ),
+            )
+        ]
 
     def _on_deregistered(self, d: MinerDeregistered) -> list[Event]:
         if self.uids.get(d.hotkey) == d.uid:

@@ -38,7 +38,7 @@ from harness.sse import StreamReason
 if TYPE_CHECKING:
     from harness.measure import Measurement
 
-__all__ = ["GateReason", "GateVerdict", "InconclusiveError", "check"]
+__all__ = ["GateReason", "GateVerdict", "InconclusiveError", "Rescorer", "check"]
 
 # Tolerances, from measured honest-engine divergence on the local tiny model (vLLM CPU, fp32):
 # eager vs compiled (torch.compile) servers, 2 seeds x 16 prompts x concurrency 1 and 4 x 32
@@ -212,8 +212,12 @@ def _exact_match(pairs) -> float:
     return statistics.fmean(shares) if shares else 0.0
 
 
-class _Rescorer:
-    """Talks to the baseline vLLM: chat template, detokenize, teacher-forced prompt logprobs."""
+class Rescorer:
+    """Talks to the baseline vLLM: chat template, detokenize, teacher-forced prompt logprobs.
+
+    The gateway's organic check (``serve_apps.organic_check``) re-scores with it too, so organic
+    answers are judged by the same engine calls and ``ARGMAX_LOGPROB_TOLERANCE`` as the gate's.
+    """
 
     def __init__(self, client: httpx.AsyncClient, url: str, model: str) -> None:
         self._client = client
@@ -233,23 +237,24 @@ class _Rescorer:
             )
         return response.json()
 
+    async def chat_ids(self, messages: list[dict]) -> list[int]:
+        """The chat-templated prompt's token ids, up to where the assistant's answer starts."""
+        body = {"model": self._model, "messages": messages, "add_generation_prompt": True}
+        return (await self._post("/tokenize", body))["tokens"]
+
     async def prompt_ids(self, prompt: Prompt) -> list[int]:
         if prompt.index not in self._prompt_ids:
-            body = {
-                "model": self._model,
-                "messages": [{"role": "user", "content": prompt.text}],
-                "add_generation_prompt": True,
-            }
-            self._prompt_ids[prompt.index] = (await self._post("/tokenize", body))["tokens"]
+            messages = [{"role": "user", "content": prompt.text}]
+            self._prompt_ids[prompt.index] = await self.chat_ids(messages)
         return self._prompt_ids[prompt.index]
 
     async def detokenize(self, token_ids: list[int]) -> str:
         body = {"model": self._model, "tokens": token_ids}
         return (await self._post("/detokenize", body))["prompt"]
 
-    async def rescore(self, prompt: Prompt, token_ids: list[int]) -> list[tuple[float, float]]:
-        """(logprob of each given token, logprob of the argmax) at each output position."""
-        prefix = await self.prompt_ids(prompt)
+    async def prompt_logprobs(self, prefix: list[int], token_ids: list[int]) -> list[dict]:
+        """Teacher forcing: at each of ``token_ids`` after ``prefix``, vLLM's entries keyed by
+        token id (``logprob``, ``decoded_token``) for that token and the most likely one."""
         body = {
             "model": self._model,
             "prompt": prefix + token_ids,
@@ -258,21 +263,30 @@ class _Rescorer:
             "prompt_logprobs": 1,
         }
         entries = (await self._post("/v1/completions", body))["choices"][0]["prompt_logprobs"]
+        return entries[len(prefix) :]
+
+    async def rescore(self, prefix: list[int], token_ids: list[int]) -> list[tuple[float, float]]:
+        """(logprob of each given token, logprob of the argmax) at each output position."""
+        return self.scored(token_ids, await self.prompt_logprobs(prefix, token_ids))
+
+    @staticmethod
+    def scored(token_ids: list[int], entries: list[dict]) -> list[tuple[float, float]]:
+        """:meth:`rescore`'s pairs from the entries :meth:`prompt_logprobs` returned."""
         scored = []
-        for token_id, entry in zip(token_ids, entries[len(prefix) :], strict=True):
+        for token_id, entry in zip(token_ids, entries, strict=True):
             token_lp = entry[str(token_id)]["logprob"]
             argmax_lp = max(candidate["logprob"] for candidate in entry.values())
             scored.append((token_lp, argmax_lp))
         return scored
 
 
-async def _judge_tokens(rescorer: _Rescorer, pairs) -> GateVerdict:
+async def _judge_tokens(rescorer: Rescorer, pairs) -> GateVerdict:
     semaphore = asyncio.Semaphore(RESCORE_CONCURRENCY)
 
     async def judge(concurrency: int, prompt: Prompt, chal: RequestResult):
         async with semaphore:
             text = await rescorer.detokenize(chal.token_ids)
-            scored = await rescorer.rescore(prompt, chal.token_ids)
+            scored = await rescorer.rescore(await rescorer.prompt_ids(prompt), chal.token_ids)
         return concurrency, prompt, chal, text, scored
 
     judged = await asyncio.gather(*(judge(c, p, ch) for c, p, _, ch in pairs))
@@ -342,7 +356,7 @@ async def check(
             return verdict
     timeout = httpx.Timeout(profile.request_timeout_s)
     async with httpx.AsyncClient(timeout=timeout) as client:
-        rescorer = _Rescorer(client, rescore_url, profile.served_model_name)
+        rescorer = Rescorer(client, rescore_url, profile.served_model_name)
         verdict = await _judge_tokens(rescorer, pairs)
     if not verdict.passed:
         return verdict

@@ -8,6 +8,11 @@ Run it with Ray Serve (the builder takes the config as ``key=value`` arguments):
 On the validator's cluster (``RAY_ADDRESS`` set) add ``--non-blocking``, stop with ``serve
 shutdown -y``; ``event_log=false`` serves from the reference miner alone, with no event log.
 
+Organic checks (``rescore_endpoint=URL organic_check_share=0.05``): that share of the king's
+completed chat completions, streamed or not, is re-scored on the reference engine at URL by
+``serve_apps.organic_check`` after the user has the whole answer, in the background, and
+recorded as ``OrganicChecked``; the crown keeper dethrones a king whose checks fail.
+
 Serving path: each replica serves the ASGI app on its own uvicorn listener bound to the configured
 host (127.0.0.1 unless told otherwise) instead of behind Serve's HTTP proxy. Serve still places,
 health-checks and restarts the replicas; requests skip the proxy hop. ``bench/gateway.py`` on 2
@@ -23,10 +28,13 @@ Like every module here that defines Serve deployments, this one does without
 import asyncio
 import logging
 import os
+import random
 import time
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import msgspec
@@ -40,11 +48,20 @@ from starlette.routing import Route
 from actors.log_client import LogClient
 from events.client import BaseLogClient
 from events.log import type_name
-from events.types import Event, KingDethroned, KingServing
+from events.types import Event, KingDethroned, KingServing, OrganicChecked
+from harness.gate import InconclusiveError
 from harness.profile import get_profile
 from serve_apps.keys import ApiKey, KeyRing, default_keys_path
 from serve_apps.listener import Listener
 from serve_apps.openai_schema import ApiError, error_body, openapi_document, parse_chat_request
+from serve_apps.organic_check import (
+    AnswerCollector,
+    OrganicRequest,
+    ReferenceEngine,
+    answer_of_completion,
+    check_answer,
+    organic_request,
+)
 from serve_apps.proxy import Usage, open_upstream, relay_stream, request_usage, usage_of_completion
 from serve_apps.ratelimit import RateLimiter, retry_after_header
 from serve_apps.upstreams import Upstreams
@@ -79,6 +96,14 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Follow the king and record usage through the ``arena.event_log`` actor. Without the log,
     # every request goes to the reference miner and usage is not recorded.
     event_log: bool = True
+    # Organic checks (module docstring): the share of the king's completed chat completions
+    # re-scored on the reference engine at ``rescore_endpoint`` (a vLLM OpenAI server of the
+    # pinned model); off while the endpoint is empty, and without the event log.
+    organic_check_share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    rescore_endpoint: str = ""
+    # Checks re-scoring at once; a sampled answer that finds them all busy is not checked, so
+    # a burst of traffic never queues work on the reference engine.
+    organic_check_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 2
 
 
 def _error_response(error: ApiError) -> Response:
@@ -115,6 +140,66 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+class _OrganicChecks:
+    """Re-scores sampled answers of the king in background tasks, at most ``limit`` at once."""
+
+    def __init__(
+        self, config: GatewayConfig, client: httpx.AsyncClient, log: BaseLogClient
+    ) -> None:
+        self.engine = ReferenceEngine(client, config.rescore_endpoint, config.served_model_name)
+        self.share = config.organic_check_share
+        self.limit = config.organic_check_concurrency
+        self.log = log
+        self.random = random.Random()
+        self.running: set[asyncio.Task] = set()
+
+    def sampled(self) -> bool:
+        return self.random.random() < self.share
+
+    def submit(self, king: KingServing, request: OrganicRequest, answer: str) -> None:
+        """Start checking ``answer`` unless ``limit`` checks are running; never waits."""
+        if len(self.running) >= self.limit:
+            logger.info("organic check dropped: %d already running", len(self.running))
+            return
+        task = asyncio.create_task(self._check(king, request, answer))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def _check(self, king: KingServing, request: OrganicRequest, answer: str) -> None:
+        # The gateway's own id: a king's completion id could repeat and so collide in the log.
+        request_id = uuid.uuid4().hex
+        try:
+            verdict = await check_answer(self.engine, request, answer)
+        except InconclusiveError as exc:
+            logger.warning("organic check %s of %s not judged: %s", request_id, king.hotkey, exc)
+            return
+        except Exception:
+            logger.exception("organic check %s of %s failed", request_id, king.hotkey)
+            return
+        if verdict is None:
+            return
+        event = OrganicChecked(
+            hotkey=king.hotkey,
+            digest=king.digest,
+            request_id=request_id,
+            passed=verdict.passed,
+            reason=f"{verdict.reason}: {verdict.details}" if verdict.details else verdict.reason,
+            rule=verdict.rule,
+            answer_tokens=verdict.answer_tokens,
+            reference_tokens=verdict.reference_tokens,
+            gap=verdict.gap,
+        )
+        try:
+            await self.log.append_async([event])
+        except Exception:
+            logger.exception("appending organic check %s failed; it is lost", request_id)
+
+    async def close(self) -> None:
+        for task in list(self.running):
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+
+
 class _Gateway:
     """Request handling state for one replica: keys, limits, upstream choice, usage."""
 
@@ -129,6 +214,12 @@ class _Gateway:
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+        )
+        self.king: KingServing | None = None
+        self.organic = (
+            _OrganicChecks(config, self.client, log)
+            if log is not None and config.rescore_endpoint and config.organic_check_share > 0
+            else None
         )
         self.models = {
             "object": "list",
@@ -168,6 +259,16 @@ class _Gateway:
             error=error,
         )
 
+    def to_check(self, endpoint: str, body: bytes) -> tuple[KingServing, OrganicRequest] | None:
+        """The king and the request, if this answer is sampled for an organic check."""
+        king = self.king
+        if self.organic is None or king is None or endpoint != king.endpoint.rstrip("/"):
+            return None
+        if not self.organic.sampled():
+            return None
+        request = organic_request(body)
+        return None if request is None else (king, request)
+
     async def chat_completions(self, request: Request) -> Response:
         key = self.authorize(request)
         body = await _read_body(request, self.config.max_body_bytes)
@@ -179,6 +280,7 @@ class _Gateway:
                 param="model",
                 code="model_not_found",
             )
+        client_body = body
         client_wants_usage = chat.stream_options is not None and chat.stream_options.include_usage
         if chat.stream and not client_wants_usage:
             body = request_usage(body)
@@ -188,6 +290,7 @@ class _Gateway:
             self.record(key, "", Usage(), error=True)
             raise
         self.upstreams.mark_up(endpoint)
+        check = self.to_check(endpoint, client_body)
         headers = {
             "content-type": upstream.headers.get("content-type", "application/json"),
             # Which kind of server answered (never its address): lets clients and tests see
@@ -211,6 +314,10 @@ class _Gateway:
             ok = upstream.status_code == 200
             usage = usage_of_completion(content) if ok else Usage()
             self.record(key, endpoint, usage, error=not ok)
+            if check is not None and ok:
+                answer = answer_of_completion(content)
+                if answer is not None:
+                    self.organic.submit(*check, answer)
             return Response(content, upstream.status_code, headers=headers)
         stream = relay_stream(
             upstream,
@@ -218,7 +325,22 @@ class _Gateway:
             on_upstream_failure=lambda: self.upstreams.mark_down(endpoint, time.monotonic()),
             on_done=lambda usage, failed: self.record(key, endpoint, usage, failed),
         )
+        if check is not None:
+            stream = self.collected(stream, *check)
         return StreamingResponse(stream, 200, headers=headers)
+
+    async def collected(
+        self, stream: AsyncIterator[bytes], king: KingServing, request: OrganicRequest
+    ) -> AsyncIterator[bytes]:
+        """Pass ``stream`` through untouched, noting the answer; check it once it has all gone."""
+        collector = AnswerCollector()
+        async with aclosing(stream):
+            async for chunk in stream:
+                collector.feed(chunk)
+                yield chunk
+        answer = collector.answer()
+        if answer is not None:
+            self.organic.submit(king, request, answer)
 
     async def list_models(self, request: Request) -> Response:
         self.authorize(request)
@@ -243,6 +365,7 @@ class _Gateway:
                     serving = None if event.hotkey == serving.hotkey else serving
             if records:
                 after = records[-1].seq
+                self.king = serving
                 self.upstreams.set_king(serving.endpoint if serving else None)
 
     async def flush_usage(self, everything: bool = False) -> None:
@@ -282,6 +405,8 @@ def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starl
         finally:
             for task in tasks:
                 task.cancel()
+            if gateway.organic is not None:
+                await gateway.organic.close()
             if log is not None:
                 await gateway.flush_usage(everything=True)
             await gateway.client.aclose()

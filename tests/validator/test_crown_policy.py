@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.crown_policy import fold_crown
+from actors.crown_policy import ORGANIC_FAILS, ORGANIC_WINDOW, fold_crown
 from actors.queue_policy import eval_id_for
 from events.types import (
     CrownDefended,
@@ -13,6 +13,7 @@ from events.types import (
     KingDethroned,
     MinerDeregistered,
     MinerRegistered,
+    OrganicChecked,
     RoundDecided,
     RoundOpened,
 )
@@ -181,3 +182,86 @@ def test_a_score_within_the_measured_noise_takes_no_crown() -> None:
     state, out = fold_crown([*BASE, opened, q, noisy])
     assert state.king is None
     assert of(out, KingCrowned) == []
+
+
+def organic(hotkey: str, digest_no: int, results: str, start: int = 0) -> list[Event]:
+    """Organic checks of (hotkey, digest), one per character of ``results``: P passed, F failed."""
+    return [
+        OrganicChecked(
+            hotkey=hotkey,
+            digest=digest(digest_no),
+            request_id=f"{hotkey}-{digest_no}-{start + i}",
+            passed=result == "P",
+            reason="ok" if result == "P" else "off_argmax: 97% of the answer's 32 tokens ...",
+            rule="greedy",
+            answer_tokens=32,
+            reference_tokens=0,
+            gap=0.0 if result == "P" else 0.97,
+        )
+        for i, result in enumerate(results)
+    ]
+
+
+def test_the_rule_needs_more_than_one_fluke_in_a_window() -> None:
+    assert 1 < ORGANIC_FAILS <= ORGANIC_WINDOW
+
+
+def test_a_king_whose_organic_answers_fail_is_dethroned_for_organic_mismatch() -> None:
+    checks = organic("a", 1, "F" * ORGANIC_FAILS)
+    state, out = fold_crown(BASE + ROUND1 + checks[:-1])
+    assert of(out, KingDethroned) == []
+    assert state.king is not None and state.king.hotkey == "a"
+    state, out = fold_crown(BASE + ROUND1 + checks)
+    (dethroned,) = of(out, KingDethroned)
+    assert (dethroned.hotkey, dethroned.digest) == ("a", digest(1))
+    assert dethroned.reason.startswith("organic_mismatch: ")
+    assert "off_argmax" in dethroned.reason
+    assert dethroned.eval_id == f"organic:{checks[-1].request_id}"
+    assert state.king is None
+
+
+def test_failures_far_apart_do_not_add_up() -> None:
+    # Between two failures, a window's worth of passing checks: never ORGANIC_FAILS in a window.
+    spaced = ("F" + "P" * ORGANIC_WINDOW) * (ORGANIC_FAILS + 2)
+    state, out = fold_crown(BASE + ROUND1 + organic("a", 1, spaced))
+    assert of(out, KingDethroned) == []
+    assert state.king is not None and state.king.hotkey == "a"
+
+
+def test_failures_close_together_dethrone_even_among_passes() -> None:
+    mixed = "P".join("F" * ORGANIC_FAILS)  # F P F P F: within one window
+    _, out = fold_crown(BASE + ROUND1 + organic("a", 1, mixed))
+    assert len(of(out, KingDethroned)) == 1
+
+
+def test_checks_of_another_miner_or_digest_do_not_count_against_the_king() -> None:
+    others = organic("b", 2, "F" * ORGANIC_FAILS) + organic("a", 9, "F" * ORGANIC_FAILS)
+    state, out = fold_crown(BASE + ROUND1 + others)
+    assert of(out, KingDethroned) == []
+    assert state.king is not None and state.king.hotkey == "a"
+
+
+def test_a_new_king_starts_with_a_clean_organic_record() -> None:
+    almost = organic("a", 1, "F" * (ORGANIC_FAILS - 1))
+    r2 = round_of(2, 100, [("a", 1, "king", "pass", 0.20), ("b", 2, "challenger", "pass", 0.5)])
+    # The failures of the old king, and late checks of it after its fall, count for nothing.
+    late = organic("a", 1, "F", start=ORGANIC_FAILS)
+    new_king = organic("b", 2, "F" * (ORGANIC_FAILS - 1))
+    state, out = fold_crown(BASE + ROUND1 + almost + r2 + late + new_king)
+    assert of(out, KingDethroned) == []
+    assert state.king is not None and state.king.hotkey == "b"
+
+
+def test_a_king_dethroned_by_organic_checks_is_not_restored_by_its_remeasurement() -> None:
+    fallen = organic("a", 1, "F" * ORGANIC_FAILS)
+    r2 = round_of(2, 100, [("a", 1, "king", "pass", 0.20), ("b", 2, "challenger", "pass", 0.05)])
+    state, out = fold_crown(BASE + ROUND1 + fallen + r2)
+    assert len(of(out, KingDethroned)) == 1
+    assert of(out, KingCrowned)[-1].hotkey == "b"  # no king left to beat
+    assert of(out, RoundDecided)[-1].king_hotkey == "b"
+    assert state.king is not None and state.king.hotkey == "b"
+
+
+def test_organic_decisions_replay_identically() -> None:
+    events = BASE + ROUND1 + organic("a", 1, "PFPPFF")
+    assert fold_crown(events)[1] == fold_crown(events)[1]
