@@ -128,17 +128,23 @@ def _pairs(baseline: Measurement, challenger: Measurement):
             yield level.concurrency, prompt, base, chal
 
 
-def _failure_verdict(pairs) -> GateVerdict | None:
+def _failed_request(where: str, result: RequestResult) -> GateVerdict:
+    code = result.error_code
+    if code in _STREAM_REASONS:
+        return _fail("malformed_stream", f"{where}: {result.error}")
+    if code in ("stall", "timeout"):
+        return _fail("hang", f"{where}: {result.error}")
+    return _fail("request_failed", f"{where}: {result.error}")
+
+
+def _failure_verdict(warmup: list[RequestResult], pairs) -> GateVerdict | None:
+    # A failed warm-up request ends a measurement (harness.measure): it is judged like any other.
+    for result in warmup:
+        if not result.success:
+            return _failed_request(f"warm-up prompt {result.prompt_index}", result)
     for concurrency, prompt, _, chal in pairs:
-        if chal.success:
-            continue
-        where = f"prompt {prompt.index} at concurrency {concurrency}: {chal.error}"
-        code = chal.error_code
-        if code in _STREAM_REASONS:
-            return _fail("malformed_stream", where)
-        if code in ("stall", "timeout"):
-            return _fail("hang", where)
-        return _fail("request_failed", where)
+        if not chal.success:
+            return _failed_request(f"prompt {prompt.index} at concurrency {concurrency}", chal)
     return None
 
 
@@ -350,10 +356,13 @@ async def check(
                 f"the baseline failed prompt {prompt.index} at concurrency {concurrency}: "
                 f"{base.error}; measure it again before judging a challenger"
             )
-    for rule in (_failure_verdict, _length_verdict, _buffer_verdict):
-        verdict = rule(pairs)
-        if verdict is not None:
-            return verdict
+    verdict = (
+        _failure_verdict(challenger.warmup, pairs)
+        or _length_verdict(pairs)
+        or _buffer_verdict(pairs)
+    )
+    if verdict is not None:
+        return verdict
     timeout = httpx.Timeout(profile.request_timeout_s)
     async with httpx.AsyncClient(timeout=timeout) as client:
         rescorer = Rescorer(client, rescore_url, profile.served_model_name)

@@ -78,6 +78,8 @@ def _components(baselines: list[Measurement], challenger: Measurement) -> tuple[
         # Aligned to the first baseline's answers to the same prompts (the same plan's pass).
         reference = baselines[0].run(level.concurrency, level.pass_index)
         throughput.append(_improvement(_aligned_throughput(reference, level), base_tps))
+    if not ttft:
+        return 0.0, 0.0  # nothing was measured: the warm-up failed (harness.measure)
     return statistics.fmean(ttft), statistics.fmean(throughput)
 
 

@@ -25,11 +25,12 @@ Rules, on plain data (:func:`judge_greedy`, :func:`judge_sampled`):
   answer (:class:`~harness.gate.InconclusiveError`). Never a fail: only the king can be blamed.
 - ``greedy`` (temperature 0, no penalties): fails when more than ``GREEDY_MAX_OFF_SHARE`` of the
   answer's tokens lie more than ``ARGMAX_LOGPROB_TOLERANCE`` below the reference's argmax.
-- ``sampled``: the reference answers the same request once with the same parameters; fails when
-  the answer's mean token logprob lies more than ``SAMPLED_MAX_MEAN_GAP`` nats below that of the
-  reference's own answer, over the whole answer and over its first ``MIN_JUDGED_TOKENS`` tokens
-  alike (a split the search missed hurts only the tokens after it, so an honest answer keeps a
-  likely start; a cheap answer is unlikely from its first token on).
+- ``sampled`` (switched off for now, see ``JUDGE_SAMPLED``): the reference answers the same
+  request once with the same parameters; fails when the answer's mean token logprob lies more
+  than ``SAMPLED_MAX_MEAN_GAP`` nats below that of the reference's own answer, over the whole
+  answer and over its first ``MIN_JUDGED_TOKENS`` tokens alike (a split the search missed hurts
+  only the tokens after it, so an honest answer keeps a likely start; a cheap answer is unlikely
+  from its first token on).
 """
 
 from __future__ import annotations
@@ -61,22 +62,22 @@ __all__ = [
     "segment",
 ]
 
-# Thresholds, measured on the local tiny model (transformers fp32, the vLLM model's weights) with
-# the segmentation below, 20-40 prompts each, answers of 8-64 tokens; "cheats" are the other-seed
-# model's answers and random tokens.
+# Thresholds, measured on the local tiny model with this module's split and rules re-enacted over
+# transformers (fp32, the weights vLLM serves): 20-40 prompts per case, answers of 8, 32 and 64
+# tokens, temperature 0.7 and 1; "cheats" are the other-seed model's answers and random tokens.
 # Fewer tokens than this say too little: one odd token would be an eighth of the answer.
 MIN_JUDGED_TOKENS = 8
-# Greedy: honest answers had no token beyond the tolerance (share 0.0); cheats 0.96-1.0, and an
-# honest half followed by random tokens 0.64-0.75. A quarter leaves room for bf16 near-ties and
-# a stray split on GPUs, and still fails a king whose answers are even half garbage.
+# Greedy: honest answers had no token beyond the tolerance (share 0.0, split exactly as generated
+# in 50 of 50); cheats 0.96-1.0, and an honest half followed by random tokens 0.64-0.75. A quarter
+# leaves room for bf16 near-ties and a stray split on GPUs, and still fails half-garbage answers.
 GREEDY_MAX_OFF_SHARE = 0.25
-# Sampled: honest answers lay -1.9..+6.7 nats below the reference's own (+6.7 where the search
-# missed the split of an 8-token answer); cheats 10.7-18. Half-way between. A smaller model of
-# the same family stays well inside this; on greedy requests its tokens leave the argmax.
-SAMPLED_MAX_MEAN_GAP = 8.5
-# Above this temperature honest samples take tokens from deep in the tail, outside the candidates
-# teacher forcing lists, and the search recovered only 11 of 20 (T=1.5) and 4 of 20 (T=2) honest
-# splits: such answers are not judged. 1.0 is the OpenAI default, so most traffic is judged.
+# Sampled (the lesser of the two views): honest answers lay -2.5..+2.0 nats below the reference's
+# own, every split recovered (125 of 125); cheats 8.6-18.8. About half-way. A smaller model of the
+# same family stays well inside this; on greedy requests its tokens leave the argmax.
+SAMPLED_MAX_MEAN_GAP = 5.0
+# Above this temperature honest samples take tokens from deep in the tail and the search
+# recovered only 11 of 20 (T=1.5) and 4 of 20 (T=2) honest splits (an earlier search, over
+# teacher forcing's top 20): such answers are not judged. 1.0 is the OpenAI default.
 SAMPLED_MAX_TEMPERATURE = 1.0
 # The sampled rule is off: against a real vLLM king at temperature 1 one honest answer was split
 # into 56 tokens for the 32 it had and lay 12.4 nats below the reference's own, past the cheats'
@@ -84,8 +85,8 @@ SAMPLED_MAX_TEMPERATURE = 1.0
 # found, sampled answers are not judged and only greedy ones (never failed honestly) count.
 JUDGE_SAMPLED = False
 # Local search: other tokens tried per answer (each costs a constrained decode and a re-score);
-# honest samples needed at most 3. Tokens listed per position: vLLM's default --max-logprobs (a
-# position rarely has more than a few tokens that continue the text).
+# 8 recovered every honest split above, the start first. Tokens listed per position: vLLM's
+# default --max-logprobs (a position rarely has more than a few tokens that continue the text).
 SEGMENT_TRIES = 8
 SEGMENT_CANDIDATES = 20
 # A token is tried only if it holds at least e**-7 (0.1%) of the probability of all the tokens that
@@ -313,7 +314,8 @@ def _fitting(token_ids: list[int], top_logprobs: list[dict[str, float]]) -> list
     """
     fitting = []
     for chosen, top in zip(token_ids, top_logprobs, strict=False):
-        allowed = sorted((lp, key) for key, lp in top.items() if lp >= SEGMENT_MIN_LOGPROB)
+        listed = (top or {}).items()
+        allowed = sorted((lp, key) for key, lp in listed if lp >= SEGMENT_MIN_LOGPROB)
         ids = [int(key.removeprefix("token_id:")) for _, key in reversed(allowed)]
         fitting.append([token for token in ids if token != chosen])
     return fitting

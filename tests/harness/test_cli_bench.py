@@ -15,11 +15,11 @@ pytestmark = pytest.mark.vllm
 def test_arena_bench_writes_a_report_and_a_plot(vllm_server: VllmServer, tmp_path: Path):
     out = tmp_path / "report"
     url = vllm_server.url
-    result = CliRunner().invoke(app, ["bench", url, url, "--num-prompts", "2", "--out", str(out)])
+    result = CliRunner().invoke(app, ["bench", url, url, "--num-prompts", "8", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["verdict"]["passed"] is True
     assert report["verdict"]["reason"] == "ok"
-    assert len(report["challenger"]["levels"][0]["results"]) == 2
+    assert len(report["challenger"]["runs"][0]["results"]) == 8
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert "gate: ok" in result.output
