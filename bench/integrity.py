@@ -23,7 +23,7 @@ import docker
 from rich.console import Console
 from rich.table import Table
 
-from harness.crown import decide
+from harness.crown import crowned_over_no_king
 from harness.eval import EvalReport, evaluate_round
 from harness.profile import built_image, get_profile
 from harness.runner import sigterm_raises
@@ -39,16 +39,6 @@ IMAGES = {
     "cheater": "garbage after a correct prefix",
     "adv-organic": "honest only with validator-like requests",
 }
-
-
-def crowned_over_no_king(report: EvalReport) -> bool:
-    decision = decide(
-        challenger_score=report.score,
-        challenger_passed=report.verdict == "pass",
-        noise=report.noise,
-        king_score=None,
-    )
-    return decision.outcome == "crowned"
 
 
 def main() -> int:
@@ -79,7 +69,9 @@ def main() -> int:
         table.add_column(column, justify="right" if column in ("score", "noise") else "left")
     rows = []
     for name, report in zip(names, reports, strict=True):
-        crowned = crowned_over_no_king(report)
+        crowned = crowned_over_no_king(
+            score=report.score, passed=report.verdict == "pass", noise=report.noise
+        )
         rows.append(
             {
                 "image": name,

@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["EPS_BASE", "EPS_DECAY_BLOCKS", "CrownDecision", "decide", "eps"]
+__all__ = ["EPS_BASE", "EPS_DECAY_BLOCKS", "CrownDecision", "crowned_over_no_king", "decide", "eps"]
 
 EPS_BASE = 0.01
 EPS_DECAY_BLOCKS = 50_400
@@ -74,3 +74,11 @@ def decide(
             king_dethroned=True,
         )
     return CrownDecision(outcome="vacant", threshold=threshold, reason=why, king_dethroned=False)
+
+
+def crowned_over_no_king(*, score: float, passed: bool, noise: float) -> bool:
+    """Whether this rule would crown an evaluation result on an empty throne (the integrity bar)."""
+    decision = decide(
+        challenger_score=score, challenger_passed=passed, noise=noise, king_score=None
+    )
+    return decision.outcome == "crowned"

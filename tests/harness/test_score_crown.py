@@ -141,3 +141,20 @@ def test_a_failing_king_is_dethroned():
         challenger_score=0.5, challenger_passed=True, noise=0.1, king_score=2.0, king_passed=False
     )
     assert (replaced.outcome, replaced.king_dethroned) == ("crowned", True)
+
+
+@pytest.mark.parametrize(
+    ("score", "passed", "noise", "crowned"),
+    [
+        (0.5, True, 0.3, True),
+        (0.3, True, 0.3, False),
+        (0.5, False, 0.3, False),
+        (0.0, True, 0.0, False),
+    ],
+)
+def test_the_integrity_bar_is_the_crown_rule_on_an_empty_throne(
+    score: float, passed: bool, noise: float, crowned: bool
+):
+    from harness.crown import crowned_over_no_king
+
+    assert crowned_over_no_king(score=score, passed=passed, noise=noise) is crowned

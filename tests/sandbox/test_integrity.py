@@ -21,7 +21,7 @@ import docker
 import msgspec
 import pytest
 
-from harness.crown import decide
+from harness.crown import crowned_over_no_king
 from harness.eval import EvalReport, evaluate_round
 from harness.profile import Profile
 
@@ -51,16 +51,6 @@ def integrity_round(
     return dict(zip(names, reports, strict=True))
 
 
-def _crowned_over_no_king(report: EvalReport) -> bool:
-    decision = decide(
-        challenger_score=report.score,
-        challenger_passed=report.verdict == "pass",
-        noise=report.noise,
-        king_score=None,
-    )
-    return decision.outcome == "crowned"
-
-
 @pytest.mark.parametrize("name", HONEST)
 def test_honest_engines_pass(name: str, integrity_round: dict[str, EvalReport]) -> None:
     report = integrity_round[name]
@@ -83,14 +73,16 @@ def test_no_speed_of_its_own_is_never_crowned(
     name: str, integrity_round: dict[str, EvalReport]
 ) -> None:
     report = integrity_round[name]
-    assert not _crowned_over_no_king(report), (
-        f"{name} scored {report.score:.4f} against noise {report.noise:.4f}: {report.metrics}"
-    )
+    assert not crowned_over_no_king(
+        score=report.score, passed=report.verdict == "pass", noise=report.noise
+    ), f"{name} scored {report.score:.4f} against noise {report.noise:.4f}: {report.metrics}"
 
 
 def test_the_fast_miner_is_crowned_over_no_king(integrity_round: dict[str, EvalReport]) -> None:
     report = integrity_round["miner-fast"]
-    assert _crowned_over_no_king(report), f"score {report.score:.4f}, noise {report.noise:.4f}"
+    assert crowned_over_no_king(
+        score=report.score, passed=report.verdict == "pass", noise=report.noise
+    ), f"score {report.score:.4f}, noise {report.noise:.4f}"
 
 
 def test_the_round_measured_the_baseline_once_between_challengers(
