@@ -12,23 +12,19 @@ Prints a rich table and writes JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import secrets
 import time
-from pathlib import Path
 
 import docker
 from rich.console import Console
 from rich.table import Table
 
+from bench.results import write_result
 from harness.crown import crowned_over_no_king
 from harness.eval import EvalReport, evaluate_round
 from harness.profile import built_image, get_profile
 from harness.runner import sigterm_raises
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # image -> what it is; honest engines first, then one adversary per exploit class.
 IMAGES = {
     "baseline": "honest: the baseline itself (A/A check)",
@@ -95,16 +91,7 @@ def main() -> int:
             IMAGES[name],
         )
     console.print(table)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"integrity-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    body = {
-        "seed": seed,
-        "wall_s": wall,
-        "rows": rows,
-        "machine": platform.node(),
-        "cpus": os.cpu_count(),
-    }
-    out.write_text(json.dumps(body, indent=2))
+    out = write_result("integrity", {"seed": seed, "wall_s": wall, "rows": rows})
     console.print(f"wrote {out}")
     return 0
 

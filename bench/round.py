@@ -31,21 +31,19 @@ Prints rich tables and writes JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import secrets
 import statistics
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import docker
 import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from bench.results import write_result
 from harness.eval import EvalReport, evaluate, evaluate_round
 from harness.measure import Measurement
 from harness.profile import Profile, built_image, get_profile
@@ -64,7 +62,6 @@ __all__ = [
     "sn_h200_phases",
 ]
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (1, 3, 6)
 IMAGES = ("baseline", "miner-ref", "miner-fast")
 
@@ -330,8 +327,6 @@ def main() -> int:
     )
     console.print(_cost_table("cost model, sn-h200", h200_rows, gpu=True))
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"round-{time.strftime('%Y%m%d-%H%M%S')}.json"
     body = {
         "seed": seed,
         "sizes": sizes,
@@ -347,10 +342,8 @@ def main() -> int:
                 "tpot_s": SN_H200_TPOT_S,
             },
         },
-        "machine": platform.node(),
-        "cpus": os.cpu_count(),
     }
-    out.write_text(json.dumps(body, indent=2))
+    out = write_result("round", body)
     console.print(f"wrote {out}")
     return 0
 

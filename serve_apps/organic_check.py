@@ -94,6 +94,18 @@ SEGMENT_CANDIDATES = 20
 # bound the tries went to word fragments ("th" for "the") at the first few positions.
 SEGMENT_MIN_LOGPROB = -7.0
 
+# What the reference's own answer replays: everything that shapes the sampled tokens.
+_SAMPLING_FIELDS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "ignore_eos",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+)
 # Request fields the check understands (the OpenAI ones the gateway validates, and the vLLM ones
 # the validator's harness sends, so that its requests are judged like any other). Anything else
 # (tools, logit_bias, top_k, response_format...) changes what an honest model answers in ways not
@@ -109,28 +121,8 @@ _JUDGED_FIELDS = frozenset(
         "top_logprobs",
         "return_tokens_as_token_ids",
         "user",
-        "max_tokens",
-        "ignore_eos",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "seed",
-        "stop",
-        "presence_penalty",
-        "frequency_penalty",
+        *_SAMPLING_FIELDS,
     }
-)
-# What the reference's own answer replays: everything that shapes the sampled tokens.
-_SAMPLING_FIELDS = (
-    "max_tokens",
-    "max_completion_tokens",
-    "ignore_eos",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "presence_penalty",
-    "frequency_penalty",
 )
 _PENALTIES = ("presence_penalty", "frequency_penalty")
 _FINISHED = ("stop", "length")
