@@ -1,6 +1,8 @@
 """Evaluator time per challenger: one round against one kept-up baseline, next to rounds of one.
 
-    python -m bench.round [--seed HEX]     (needs dockerd, the registry and .cache/images.json)
+    python -m bench.round [--seed HEX] [--sizes 1 3 6]
+
+(needs dockerd, the registry and .cache/images.json)
 
 Straight through the harness on real containers (no chain, no Ray), on the ``local`` profile.
 For each round size N in 1, 3 and 6, the same N honest local images (baseline, miner-ref,
@@ -106,9 +108,15 @@ class RunTimes(msgspec.Struct, frozen=True, kw_only=True):
     challenger_s: list[float]  # the challenger phase of each challenger measured to the end
 
 
-def round_seconds(p: Phases, n: int) -> float:
-    """One round of ``n``: B0 (start-up and measurement), then per challenger C start, C, B."""
-    return p.baseline_start_s + p.measure_s + n * (p.challenger_start_s + 2 * p.measure_s)
+def round_seconds(p: Phases, n: int, *, baseline_stays_up: bool = True) -> float:
+    """One round of ``n``: B0 (start-up and measurement), then per challenger C start, C, B.
+
+    Where the baseline cannot stay up beside a challenger (``Profile.baseline_stays_up``), each
+    B after a challenger pays a baseline start-up again.
+    """
+    restart = 0.0 if baseline_stays_up else p.baseline_start_s
+    per_challenger = p.challenger_start_s + restart + 2 * p.measure_s
+    return p.baseline_start_s + p.measure_s + n * per_challenger
 
 
 def old_order_seconds(p: Phases, n: int) -> float:
@@ -120,7 +128,8 @@ def cost_rows(p: Phases, profile: Profile, sizes: Iterable[int]) -> list[CostRow
     """Minutes and GPU-minutes per challenger; the evaluator holds the profile's GPUs throughout."""
     rows = []
     for n in sizes:
-        old, new = old_order_seconds(p, n) / 60 / n, round_seconds(p, n) / 60 / n
+        old = old_order_seconds(p, n) / 60 / n
+        new = round_seconds(p, n, baseline_stays_up=profile.baseline_stays_up) / 60 / n
         gpus = profile.evaluator_num_gpus
         rows.append(
             CostRow(
@@ -251,15 +260,18 @@ def _cost_table(title: str, rows: list[CostRow], *, gpu: bool) -> Table:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=list(SIZES), help="round sizes to run (challengers)"
+    )
     options = parser.parse_args()
     seed = options.seed or "0x" + secrets.token_hex(32)
     console = Console()
     client = docker.from_env()
     tag = f"bench{os.getpid()}"
-    pool = [built_image(IMAGES[i % len(IMAGES)]) for i in range(max(SIZES))]
+    pool = [built_image(IMAGES[i % len(IMAGES)]) for i in range(max(options.sizes))]
 
     sizes, all_runs = [], []
-    for n in SIZES:
+    for n in options.sizes:
         by_order = {}
         for order in ("round", "one"):
             prefix = f"{tag}-{order}{n}"
@@ -309,11 +321,12 @@ def main() -> int:
         )
     console.print(table)
 
-    local, h200 = get_profile("local"), get_profile("sn-h200")
+    local, h200, h200x8 = (get_profile(n) for n in ("local", "sn-h200", "sn-h200x8"))
     phases = measured_phases(all_runs)
     local_rows = cost_rows(phases, local, SIZES)
     h200_phases = sn_h200_phases()
     h200_rows = cost_rows(h200_phases, h200, SIZES)
+    h200x8_rows = cost_rows(h200_phases, h200x8, SIZES)
     console.print(
         f"measured here: baseline start-up {phases.baseline_start_s:.0f} s, challenger start-up "
         f"{phases.challenger_start_s:.0f} s, one measurement {phases.measure_s:.0f} s"
@@ -325,7 +338,12 @@ def main() -> int:
         f"{SN_H200_TPOT_S} s: one measurement {h200_phases.measure_s:.0f} s on "
         f"{h200.evaluator_num_gpus} GPUs"
     )
-    console.print(_cost_table("cost model, sn-h200", h200_rows, gpu=True))
+    console.print(
+        _cost_table("cost model, sn-h200 (4 GPUs: the baseline restarts)", h200_rows, gpu=True)
+    )
+    console.print(
+        _cost_table("cost model, sn-h200x8 (8 GPUs: the baseline stays up)", h200x8_rows, gpu=True)
+    )
 
     body = {
         "seed": seed,
@@ -334,6 +352,7 @@ def main() -> int:
         "cost_model": {
             "local": msgspec.to_builtins(local_rows),
             "sn-h200": msgspec.to_builtins(h200_rows),
+            "sn-h200x8": msgspec.to_builtins(h200x8_rows),
             "sn-h200_phases": msgspec.to_builtins(h200_phases),
             "sn-h200_assumed": {
                 "baseline_start_s": SN_H200_BASELINE_START_S,

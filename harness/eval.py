@@ -9,7 +9,8 @@ whole round, each challenger bracketed by two baseline measurements:
 
 1. the baseline and every challenger are checked against their registry manifests and pulled by
    digest, all before the first measurement;
-2. the baseline starts (and is started again if its health fails between measurements);
+2. the baseline starts (and is started again if its health fails between measurements, or
+   after each challenger where the node has no GPUs to keep it up beside one);
 3. each challenger in turn: up -> measured -> down; then the baseline is measured again, and the
    challenger's tokens are re-scored on it by teacher forcing (the gate); score from the two
    baseline measurements around it. Its noise is the largest of the profile's floor and what
@@ -149,7 +150,9 @@ def run_challenger(
     Raises :class:`Disqualified` (or a :class:`SandboxError`) when the challenger is at fault.
     """
     before = _model_fingerprint(profile.model_dir)
-    box = Sandbox(client, image_id, profile, name=name)
+    # Beside a kept-up baseline the challenger takes the next block of GPUs.
+    gpu_slot = 1 if profile.baseline_stays_up and profile.gpus_per_container else 0
+    box = Sandbox(client, image_id, profile, name=name, gpu_slot=gpu_slot)
     try:
         with box:
             box.wait_healthy()
@@ -171,7 +174,11 @@ def run_challenger(
 
 
 class _Baseline:
-    """The baseline container of one round: started once, restarted if its health fails."""
+    """The baseline container of one round: started once, restarted if its health fails.
+
+    Where the node cannot hold it beside a challenger (``Profile.baseline_stays_up``), it is
+    stopped while each challenger runs and started again to be measured after it.
+    """
 
     def __init__(self, client: docker.DockerClient, image_id: str, profile: Profile, name: str):
         self.client, self.image_id, self.profile, self.name = client, image_id, profile, name
@@ -281,6 +288,8 @@ def evaluate_round(
             if on_baseline:
                 on_baseline(i, "before", before)
             lap(report, "baseline_before")
+            if not profile.baseline_stays_up:
+                baseline.close()  # its GPUs are the challenger's now
             try:
                 challenger, report.logs["challenger"] = run_challenger(
                     client, image_id, profile, plan, name=f"{ids[i]}-challenger"

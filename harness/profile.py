@@ -63,6 +63,19 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     # port 8000 as served_model_name (stock vLLM images need them; the local one does not).
     baseline_command: tuple[str, ...] = ()
 
+    # Whether the baseline stays up beside each challenger for the whole round: only where the
+    # evaluator holds GPUs for both (8 for two 4-GPU engines) or needs none. Otherwise it is
+    # stopped while each challenger runs and started again to be measured after it.
+    baseline_stays_up: bool = True
+
+    def __post_init__(self) -> None:
+        if self.baseline_stays_up and self.evaluator_num_gpus < 2 * self.gpus_per_container:
+            raise ValueError(
+                f"profile {self.name}: a baseline kept up beside a challenger needs "
+                f"{2 * self.gpus_per_container} GPUs, the evaluator holds "
+                f"{self.evaluator_num_gpus}; set baseline_stays_up=False"
+            )
+
 
 def built_image(name: str) -> str:
     """The pinned reference ``scripts/build_images.sh`` recorded for the local image ``name``."""
@@ -142,6 +155,7 @@ def _sn_h200() -> Profile:
         cpus=64.0,
         server_cpuset="",  # a GPU node has cores to spare for the client
         shm_size="64g",
+        baseline_stays_up=False,  # four GPUs hold one 72B engine at a time
         # 1800 blocks of 12 s: a king that won on luck or on one prompt set holds the emission
         # for at most about 6 hours, and a re-measurement (an hour of the 4xH200 node) costs
         # a sixth of the node's time when no challenger comes.
@@ -165,7 +179,14 @@ def _sn_h200() -> Profile:
     )
 
 
-PROFILES = {"local": _local, "sn-h200": _sn_h200}
+def _sn_h200x8() -> Profile:
+    # An 8xH200 node: the baseline keeps four GPUs for the whole round and never reloads.
+    return msgspec.structs.replace(
+        _sn_h200(), name="sn-h200x8", evaluator_num_gpus=8, baseline_stays_up=True
+    )
+
+
+PROFILES = {"local": _local, "sn-h200": _sn_h200, "sn-h200x8": _sn_h200x8}
 
 
 def get_profile(name: str) -> Profile:

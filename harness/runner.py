@@ -97,15 +97,27 @@ def classify_exit(exit_code: int, oom_killed: bool, logs: str) -> str:
     return "crash"
 
 
-def gpu_requests(count: int) -> list[DeviceRequest]:
-    """The GPUs a container gets: the ones Ray gave this process if it says, else any ``count``."""
+def gpu_requests(count: int, first: int = 0) -> list[DeviceRequest]:
+    """The ``count`` GPUs from index ``first`` of those Ray gave this process (or of the node's).
+
+    A baseline kept up beside a challenger holds the first ``count`` and the challenger the
+    next (``Profile.baseline_stays_up``): two engines on the same GPUs run each other out of
+    memory.
+    """
     if not count:
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    ids = [gpu for gpu in visible.split(",") if gpu.strip()]
-    if ids:
-        return [DeviceRequest(device_ids=ids[:count], capabilities=[["gpu"]])]
-    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
+    ids = [gpu.strip() for gpu in visible.split(",") if gpu.strip()]
+    if not ids and not first:
+        return [DeviceRequest(count=count, capabilities=[["gpu"]])]
+    ids = ids or [str(i) for i in range(first + count)]
+    chosen = ids[first : first + count]
+    if len(chosen) < count:
+        raise ValueError(
+            f"GPUs {first}..{first + count - 1} asked for, but this process was given {ids}: "
+            "give the evaluator the profile's evaluator_num_gpus"
+        )
+    return [DeviceRequest(device_ids=chosen, capabilities=[["gpu"]])]
 
 
 class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
@@ -120,6 +132,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         name: str,
         model_dir: str | None = None,
         command: Sequence[str] = (),
+        gpu_slot: int = 0,
     ) -> None:
         self.client = client
         self.image_id = image_id
@@ -127,6 +140,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         self.name = f"arena-{name}-{uuid.uuid4().hex[:6]}"
         self.model_dir = model_dir or profile.model_dir
         self.command = list(command) or None  # None: the image's own command
+        self.gpu_slot = gpu_slot  # which block of gpus_per_container GPUs (gpu_requests)
         self.network: Network | None = None
         self.container: Container | None = None
         self.ip = ""
@@ -172,7 +186,9 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
             cpuset_cpus=profile.server_cpuset or None,
             shm_size=profile.shm_size,
             init=True,
-            device_requests=gpu_requests(profile.gpus_per_container),
+            device_requests=gpu_requests(
+                profile.gpus_per_container, self.gpu_slot * profile.gpus_per_container
+            ),
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
         )
         self.container.start()

@@ -31,6 +31,12 @@ def test_one_round_pays_for_the_baseline_once() -> None:
     assert old_order_seconds(P, 6) == 6 * 55.0
 
 
+def test_a_baseline_that_cannot_stay_up_starts_again_after_each_challenger() -> None:
+    assert round_seconds(P, 6, baseline_stays_up=False) == 15.0 + 6 * (30.0 + 10.0)
+    # Still cheaper than the old order's two start-ups per challenger.
+    assert round_seconds(P, 6, baseline_stays_up=False) < old_order_seconds(P, 6)
+
+
 def test_the_saving_per_challenger_grows_with_the_round() -> None:
     rows = cost_rows(P, get_profile("local"), (1, 3, 6))
     assert [r.challengers for r in rows] == [1, 3, 6]
@@ -44,12 +50,17 @@ def test_the_saving_per_challenger_grows_with_the_round() -> None:
 def test_gpu_minutes_scale_with_the_gpus_the_evaluator_holds() -> None:
     h200 = get_profile("sn-h200")
     (row,) = cost_rows(P, h200, (3,))
-    assert h200.evaluator_num_gpus == 4
-    assert row.round_gpu_min == pytest.approx(4 * round_seconds(P, 3) / 60 / 3)
+    assert h200.evaluator_num_gpus == 4 and not h200.baseline_stays_up
+    stopping = round_seconds(P, 3, baseline_stays_up=False)
+    assert row.round_gpu_min == pytest.approx(4 * stopping / 60 / 3)
     assert row.old_order_gpu_min == pytest.approx(4 * 55.0 / 60)
+    h200x8 = get_profile("sn-h200x8")
+    (wide,) = cost_rows(P, h200x8, (3,))
+    assert h200x8.evaluator_num_gpus == 8 and h200x8.baseline_stays_up
+    assert wide.round_gpu_min == pytest.approx(8 * round_seconds(P, 3) / 60 / 3)
     (local,) = cost_rows(P, get_profile("local"), (3,))
     assert local.round_gpu_min == 0.0  # a CPU evaluation slot holds no GPU
-    assert local.round_min == row.round_min
+    assert local.round_min == wide.round_min
 
 
 def test_a_measurement_is_its_warm_up_and_waves_of_requests() -> None:

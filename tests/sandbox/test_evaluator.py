@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
+import docker
+import msgspec
 import pytest
 
 from actors.eval_attempt import EvalAttempt, encode_attempts
@@ -13,12 +16,16 @@ from actors.evaluator import start_evaluator
 from actors.log_client import LogClient
 from events.types import BaselineMeasured, EvalFinished, EvalQueued, EvalStarted
 from harness.profile import get_profile
+from harness.runner import LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm, pytest.mark.ray]
 
 
 def test_evaluator_logs_started_baseline_and_finished(
-    event_log_actor, built_images: dict[str, str], tiny_model_dir: Path
+    event_log_actor,
+    built_images: dict[str, str],
+    tiny_model_dir: Path,
+    docker_client: docker.DockerClient,
 ) -> None:
     import ray
 
@@ -33,7 +40,10 @@ def test_evaluator_logs_started_baseline_and_finished(
         round_seed="0x" + "cd" * 32,
     )
     env = {"DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")}
-    evaluator = start_evaluator(get_profile("local"), runtime_env={"env_vars": env})
+    # As on a 4-GPU node: the baseline gives its place up while the challenger runs.
+    profile = msgspec.structs.replace(get_profile("local"), baseline_stays_up=False)
+    since = time.time()
+    evaluator = start_evaluator(profile, runtime_env={"env_vars": env})
     try:
         data = encode_attempts([EvalAttempt(queued=queued, attempt=1)])
         ray.get(evaluator.evaluate_round.remote(data), timeout=900)
@@ -51,3 +61,15 @@ def test_evaluator_logs_started_baseline_and_finished(
     assert baseline.phase == "before" and baseline.metrics["c1_completed"] > 0
     assert (finished.verdict, finished.reason, finished.score) == ("fail", "crash", 0.0)
     assert (finished.hotkey, finished.digest) == (queued.hotkey, queued.digest)
+    seen = docker_client.events(
+        since=int(since) - 1,
+        until=int(time.time()) + 1,
+        filters={"type": "container", "event": ["start", "die"], "label": LABEL},
+        decode=True,
+    )
+    order = [
+        (e["Action"], e["Actor"]["Attributes"]["name"].split("-")[-2])
+        for e in seen
+        if queued.eval_id in e["Actor"]["Attributes"]["name"]
+    ]
+    assert order[:3] == [("start", "baseline"), ("die", "baseline"), ("start", "challenger")]

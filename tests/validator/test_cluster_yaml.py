@@ -37,19 +37,23 @@ def test_gpu_workers_scale_from_zero_and_back(config: dict) -> None:
     assert config["idle_timeout_minutes"] > 0
 
 
-def test_an_evaluator_fits_a_gpu_worker_and_not_the_head(config: dict) -> None:
-    """The evaluator's request is what makes the autoscaler start a GPU worker."""
-    opts = evaluator_options(get_profile("sn-h200"))
+def _fits(config: dict, profile: str, node_type: str) -> bool:
+    opts = evaluator_options(get_profile(profile))
     wanted = {"GPU": opts["num_gpus"], **opts.get("resources", {})}
     wanted[f"accelerator_type:{opts['accelerator_type']}"] = 0.001
-    types = config["available_node_types"]
+    have = config["available_node_types"][node_type]["resources"]
+    return all(have.get(name, 0) >= amount for name, amount in wanted.items())
 
-    def fits(node_type: str) -> bool:
-        have = types[node_type]["resources"]
-        return all(have.get(name, 0) >= amount for name, amount in wanted.items())
 
-    assert fits("gpu_4xh200")
-    assert not fits(config["head_node_type"])
+def test_an_evaluator_fits_a_gpu_worker_and_not_the_head(config: dict) -> None:
+    """The evaluator's request is what makes the autoscaler start a GPU worker."""
+    assert _fits(config, "sn-h200", "gpu_4xh200")
+    assert not _fits(config, "sn-h200", config["head_node_type"])
+
+
+def test_an_evaluator_that_keeps_the_baseline_up_needs_the_8_gpu_worker(config: dict) -> None:
+    assert _fits(config, "sn-h200x8", "gpu_8xh200")
+    assert not _fits(config, "sn-h200x8", "gpu_4xh200")
 
 
 def test_setup_installs_the_project(config: dict) -> None:
