@@ -23,6 +23,7 @@ __all__ = [
     "EvalQueued",
     "EvalStarted",
     "EventDecodeError",
+    "HotkeySwapped",
     "ImageInspected",
     "KingCrowned",
     "KingDethroned",
@@ -87,6 +88,20 @@ class MinerDeregistered(Event):
     @property
     def key(self) -> str:
         return f"{self.netuid}/{self.uid}/{self.hotkey}@{self.block}"
+
+
+class HotkeySwapped(Event):
+    """The neuron at ``uid`` changed hotkey by ``swap_hotkey``: same neuron, same coldkey."""
+
+    netuid: int
+    uid: int
+    old_hotkey: str
+    new_hotkey: str
+    block: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.netuid}/{self.uid}/{self.old_hotkey}->{self.new_hotkey}@{self.block}"
 
 
 class SubmissionCommitted(Event):
