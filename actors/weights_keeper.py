@@ -2,10 +2,13 @@
 
 The crown keeper calls :meth:`WeightsKeeper.step` with the king's uid after every fold step. The
 keeper reads the chain's timing (:func:`chain.weights.read_weights_timing`), asks the pure
-:mod:`actors.weights_policy` whether a set is due, sends it, and returns its record as a
-``WeightsSet`` event. "Last set" is the later of the chain's ``LastUpdate`` and the last set the
-log recorded, so a restart never sends twice inside the rate limit. Between due blocks a step
-costs one head read.
+:mod:`actors.weights_policy` whether a set is due, sends it, and returns its record as an event.
+"Last set" is the later of the chain's ``LastUpdate`` and the last set the log recorded, so a
+restart never sends twice inside the rate limit. Between due blocks a step costs one head read.
+
+Where the subnet runs commit-reveal, a due set is a commit (``WeightsCommitted``, with its salt)
+and each commit is revealed in its reveal window (``WeightsSet`` naming the commit). Commits are
+folded back from the log on restart, so one made before a restart is still revealed.
 """
 
 from __future__ import annotations
@@ -25,22 +28,33 @@ from actors.weights_policy import (
     weights_due,
 )
 from chain.client import ChainClient, ChainError
+from chain.commit_reveal import (
+    WeightsCommit,
+    commit_weights,
+    new_salt,
+    read_pending_commits,
+    reveal_weights,
+    reveal_window,
+)
 from chain.weights import (
+    WeightsError,
     WeightsRateLimited,
     WeightsTiming,
     read_owner_uid,
+    read_weight_limits,
     read_weights,
     read_weights_timing,
     set_weights,
+    weights_for_emit,
 )
-from events.types import Event, WeightsSet
+from events.types import Event, WeightsCommitted, WeightsSet
 
-__all__ = ["HISTORY_TYPES", "WeightsKeeper"]
+__all__ = ["HISTORY_TYPES", "WeightsKeeper", "same_shares"]
 
 log = logging.getLogger(__name__)
 
 # What the keeper wrote before a restart and folds back in: its own records, never decisions.
-HISTORY_TYPES: tuple[type[Event], ...] = (WeightsSet,)
+HISTORY_TYPES: tuple[type[Event], ...] = (WeightsSet, WeightsCommitted)
 
 
 @dataclass(frozen=True)
@@ -71,30 +85,41 @@ class WeightsKeeper:
         self.retry_s = retry_s
         self.last_set = 0
         self.attempt = 0
+        # Commits not yet revealed nor given up, by hash.
+        self.commits: dict[str, WeightsCommitted] = {}
+        settled: set[str] = set()
         for event in history:
-            if isinstance(event, WeightsSet) and event.netuid == netuid:
+            if getattr(event, "netuid", None) != netuid:
+                continue
+            if isinstance(event, WeightsSet):
                 self.attempt = max(self.attempt, event.attempt)
+                settled.add(event.commit_hash)
                 if event.success:
                     self.last_set = max(self.last_set, event.block)
+            elif isinstance(event, WeightsCommitted):
+                self.commits[event.commit_hash] = event
+                self.last_set = max(self.last_set, event.block)
+        for digest in settled & self.commits.keys():
+            del self.commits[digest]
         self.in_place: dict[int, float] | None = None
         self.plan: _Plan | None = None
         self.next_try = 0.0
 
     def step(self, king_uid: int | None, reason: str = "") -> list[Event]:
-        """Set weights if due; the records of what was sent (none when nothing was due)."""
+        """Set (or commit, or reveal) what is due; the records of what was sent."""
+        out: list[Event] = []
         if time.monotonic() < self.next_try:
-            return []
+            return out
         try:
-            if self._planned(king_uid):
-                return []
-            return self._reconcile(king_uid, reason)
+            if not self._planned(king_uid):
+                self._reconcile(king_uid, reason, out)
         except WeightsRateLimited as exc:  # a set by another process with this hotkey
             log.info("weights rate-limited: %s", exc)
             self.next_try = time.monotonic() + self.retry_s
-            return []
-        except ChainError as exc:
+        except (ChainError, WeightsError) as exc:
             self.next_try = time.monotonic() + self.retry_s
-            return [self._record_failure(king_uid, reason, exc)]
+            out.append(self._record_failure(king_uid, reason, exc))
+        return out
 
     def _planned(self, king_uid: int | None) -> bool:
         """Whether the last full read already said there is nothing to do yet (one head read)."""
@@ -103,38 +128,127 @@ class WeightsKeeper:
             return False
         return self.client.finalized_number() + 1 < plan.block
 
-    def _reconcile(self, king_uid: int | None, reason: str) -> list[Event]:
+    def _reconcile(self, king_uid: int | None, reason: str, out: list[Event]) -> None:
+        self.plan = None
         hotkey = self.keypair.ss58_address
         timing = read_weights_timing(self.client, self.netuid, hotkey)
+        if timing.commit_reveal:
+            self._reveal_due(timing, out)
+        else:
+            self.commits.clear()  # commit-reveal switched off: the chain refuses their reveals
         wanted = desired_weights(king_uid, read_owner_uid(self.client, self.netuid), self.no_king)
         if not wanted:
             # Nothing to set: look again next tempo (the owner may register, a king may come).
             self.in_place = None
-            self.plan = _Plan(king_uid, timing.head + 1 + max(1, timing.tempo))
-            return []
-        changed = not same_shares(read_weights(self.client, self.netuid, hotkey), wanted)
+            self._plan(king_uid, timing, timing.head + 1 + max(1, timing.tempo))
+            return
+        pending = max(self.commits.values(), key=lambda c: c.block, default=None)
+        if pending is None:
+            current = read_weights(self.client, self.netuid, hotkey)
+        else:  # what the chain will hold once the newest commit is revealed
+            current = {uid: float(w) for uid, w in zip(pending.uids, pending.weights, strict=True)}
+        changed = not same_shares(current, wanted)
         clock = self._clock(timing)
         self.in_place = None if changed else wanted
         if not weights_due(clock, changed):
-            self.plan = _Plan(king_uid, next_set_block(clock, changed))
-            return []
-        self.plan = None
+            self._plan(king_uid, timing, next_set_block(clock, changed))
+            return
+        if timing.commit_reveal:
+            out.append(self._commit(timing, wanted, reason))
+            self._plan(king_uid, timing, next_set_block(self._clock(timing), False))
+        else:
+            out.append(self._set(wanted, reason))
+        self.in_place = wanted
+
+    def _plan(self, king_uid: int | None, timing: WeightsTiming, block: int) -> None:
+        """Nothing to do before ``block``, nor before the first pending commit's reveal."""
+        reveals = [self._window(timing, c).start for c in self.commits.values()]
+        self.plan = _Plan(king_uid, min([block, *reveals]))
+
+    def _set(self, wanted: dict[int, float], reason: str) -> WeightsSet:
         result = set_weights(self.client, self.keypair, self.netuid, wanted)
         self.attempt += 1
         self.last_set = result.block
-        self.in_place = wanted
-        return [
-            WeightsSet(
-                netuid=self.netuid,
-                uids=list(result.uids),
-                weights=list(result.weights),
-                block=result.block,
-                success=True,
-                extrinsic_hash=result.extrinsic_hash,
-                attempt=self.attempt,
-                reason_eval_id=reason,
-            )
-        ]
+        return WeightsSet(
+            netuid=self.netuid,
+            uids=list(result.uids),
+            weights=list(result.weights),
+            block=result.block,
+            success=True,
+            extrinsic_hash=result.extrinsic_hash,
+            attempt=self.attempt,
+            reason_eval_id=reason,
+        )
+
+    def _commit(
+        self, timing: WeightsTiming, wanted: dict[int, float], reason: str
+    ) -> WeightsCommitted:
+        limits = read_weight_limits(self.client, self.netuid, timing.uid)
+        uids, weights = weights_for_emit(wanted, limits)
+        commit = WeightsCommit(uids, weights, new_salt(), limits.version_key)
+        digest, result = commit_weights(self.client, self.keypair, self.netuid, commit)
+        committed = WeightsCommitted(
+            netuid=self.netuid,
+            commit_hash=digest,
+            uids=uids,
+            weights=weights,
+            salt=commit.salt,
+            version_key=commit.version_key,
+            block=result.block,
+            extrinsic_hash=result.extrinsic_hash,
+            reason_eval_id=reason,
+        )
+        self.commits[digest] = committed
+        self.last_set = result.block
+        return committed
+
+    def _reveal_due(self, timing: WeightsTiming, out: list[Event]) -> None:
+        """Reveal every commit whose window is open; give up on those whose window has passed."""
+        if not self.commits:
+            return
+        on_chain = set(read_pending_commits(self.client, self.netuid, self.keypair.ss58_address))
+        for c in sorted(self.commits.values(), key=lambda c: c.block):
+            window = self._window(timing, c)
+            if c.commit_hash not in on_chain:
+                # Revealed by a run whose record was lost, or dropped by the chain.
+                del self.commits[c.commit_hash]
+            elif timing.head + 1 > window[-1]:
+                del self.commits[c.commit_hash]
+                self.attempt += 1
+                out.append(
+                    self._reveal_record(
+                        c,
+                        timing.head,
+                        success=False,
+                        error=f"commit at block {c.block} expired unrevealed after block "
+                        f"{window[-1]}; its weights were never set",
+                    )
+                )
+            elif timing.head + 1 >= window.start:
+                commit = WeightsCommit(c.uids, c.weights, c.salt, c.version_key)
+                result = reveal_weights(self.client, self.keypair, self.netuid, commit)
+                del self.commits[c.commit_hash]
+                self.attempt += 1
+                out.append(
+                    self._reveal_record(
+                        c, result.block, success=True, extrinsic_hash=result.extrinsic_hash
+                    )
+                )
+
+    def _window(self, timing: WeightsTiming, c: WeightsCommitted) -> range:
+        return reveal_window(self.netuid, timing.tempo, timing.reveal_period, c.block)
+
+    def _reveal_record(self, c: WeightsCommitted, block: int, **outcome) -> WeightsSet:
+        return WeightsSet(
+            netuid=self.netuid,
+            uids=list(c.uids),
+            weights=list(c.weights),
+            block=block,
+            attempt=self.attempt,
+            reason_eval_id=c.reason_eval_id,
+            commit_hash=c.commit_hash,
+            **outcome,
+        )
 
     def _clock(self, timing: WeightsTiming) -> WeightsClock:
         return WeightsClock(
@@ -145,7 +259,7 @@ class WeightsKeeper:
             activity_cutoff=timing.activity_cutoff,
         )
 
-    def _record_failure(self, king_uid: int | None, reason: str, exc: ChainError) -> WeightsSet:
+    def _record_failure(self, king_uid: int | None, reason: str, exc: Exception) -> WeightsSet:
         self.plan = None
         self.attempt += 1
         return WeightsSet(

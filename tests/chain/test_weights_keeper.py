@@ -1,5 +1,6 @@
 """The weights keeper on the real subtensor runtime: no-king weights, the rate limit, a restart
-that sends nothing twice, and the refresh of unchanged weights once per tempo.
+that sends nothing twice, the refresh of unchanged weights once per tempo, and commit-reveal
+with a restart between commit and reveal.
 
 It runs on a subnet of its own (the session subnet's weights belong to other tests), with one
 miner to crown.
@@ -11,9 +12,10 @@ import pytest
 
 from actors.weights_keeper import WeightsKeeper
 from chain.client import ChainClient
+from chain.commit_reveal import read_pending_commits, reveal_window
 from chain.localnet import LocalSubnet, SubnetParams, bootstrap_subnet, dev_miner, jump_blocks
 from chain.weights import read_weights, read_weights_timing
-from events.types import Event, WeightsSet
+from events.types import Event, WeightsCommitted, WeightsSet
 
 pytestmark = pytest.mark.chain
 
@@ -114,3 +116,53 @@ def test_unchanged_weights_are_set_again_every_tempo(
         assert read_weights_timing(chain_client, subnet.netuid, hotkey).last_update == last + TEMPO
     assert [(s.success, s.uids) for s in sets] == [(True, [king])] * 3
     assert read_weights(chain_client, subnet.netuid, hotkey) == {king: 65535.0}
+
+
+def jump_to(client: ChainClient, block: int) -> None:
+    """Make ``block`` the head (the next extrinsic lands in ``block + 1``)."""
+    head = client.finalized_number()
+    if block > head:
+        jump_blocks(client, block - head)
+
+
+def test_under_commit_reveal_a_commit_made_before_a_restart_is_revealed_in_its_window(
+    chain_client: ChainClient, subnet: LocalSubnet, history: list[Event]
+) -> None:
+    netuid = subnet.netuid
+    hotkey = subnet.validator.ss58_address
+    king = uid_of(chain_client, subnet, KING.ss58_address)
+    owner = uid_of(chain_client, subnet, hotkey)
+    switch_on = chain_client.compose_call(
+        "AdminUtils", "sudo_set_commit_reveal_weights_enabled", {"netuid": netuid, "enabled": True}
+    )
+    chain_client.sudo(switch_on, subnet.sudo)
+    timing = read_weights_timing(chain_client, netuid, hotkey)
+    assert timing.commit_reveal and timing.reveal_period == 1
+    jump_to(chain_client, timing.last_update + timing.rate_limit)
+
+    # The king falls: the owner's weights are due at once, as a commit.
+    k = keeper(chain_client, subnet, history)
+    events = k.step(None, "fall")
+    history += events
+    (committed,) = events
+    assert isinstance(committed, WeightsCommitted)
+    assert (committed.uids, committed.weights) == ([owner], [65535])
+    assert read_pending_commits(chain_client, netuid, hotkey) == [committed.commit_hash]
+    assert read_weights(chain_client, netuid, hotkey) == {king: 65535.0}, "set before the reveal"
+    assert k.step(None, "fall") == [], "revealed or committed again before the window"
+
+    # The crown keeper restarts; the new keeper knows the commit only from the log.
+    window = reveal_window(netuid, timing.tempo, timing.reveal_period, committed.block)
+    jump_to(chain_client, window.start - 1)
+    events = keeper(chain_client, subnet, history).step(None, "fall")
+    history += events
+    revealed = events[0]
+    assert isinstance(revealed, WeightsSet) and revealed.success, revealed
+    assert revealed.commit_hash == committed.commit_hash and revealed.block in window
+    assert read_weights(chain_client, netuid, hotkey) == {owner: 65535.0}
+    # The reveal window opens a tempo after the commit: the refresh commits the same weights.
+    assert all(isinstance(e, WeightsCommitted) and e.uids == [owner] for e in events[1:]), events
+    assert read_pending_commits(chain_client, netuid, hotkey) == [
+        e.commit_hash for e in events[1:] if isinstance(e, WeightsCommitted)
+    ]
+    assert not [e for e in history if isinstance(e, WeightsSet) and not e.success]
