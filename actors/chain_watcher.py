@@ -181,11 +181,19 @@ class ChainScanner:
             out.append(submission_event(self.netuid, uid, stored))
         return out
 
-    def snapshot(self, number: int, known: dict[int, str] | None = None) -> list[Event]:
+    def snapshot(
+        self,
+        number: int,
+        known: dict[int, str] | None = None,
+        known_since: dict[int, int] | None = None,
+    ) -> list[Event]:
         """The state at block ``number`` as the events a full scan would have produced.
 
         ``known`` (uid -> hotkey, from the log) lets it report uids whose neuron was replaced
-        since; older commitments a hotkey replaced are gone from the chain and are not reported.
+        since; ``known_since`` (uid -> registration block) tells a replaced neuron from one that
+        swapped its hotkey, which keeps its registration block (its swap is reported at
+        ``number``). Older commitments a hotkey replaced are gone from the chain and are not
+        reported.
         """
         block_hash = self.client.block_hash(number)
         if block_hash is None:
@@ -204,7 +212,13 @@ class ChainScanner:
         out: list[Event] = []
         for (uid, hotkey), coldkey, block in zip(keys, owners, since, strict=True):
             old = (known or {}).get(uid)
-            if old and old != hotkey:
+            if old and old != hotkey and (known_since or {}).get(uid) == block:
+                out.append(
+                    HotkeySwapped(
+                        netuid=self.netuid, uid=uid, old_hotkey=old, new_hotkey=hotkey, block=number
+                    )
+                )
+            elif old and old != hotkey:
                 out.append(MinerDeregistered(netuid=self.netuid, uid=uid, hotkey=old, block=block))
             out.append(
                 MinerRegistered(
@@ -220,21 +234,29 @@ class ChainScanner:
 
 @dataclass(frozen=True)
 class WatchState:
-    """What the log says the watcher has seen: the last block with an event, and uid -> hotkey."""
+    """What the log says the watcher has seen: the last block with an event, uid -> hotkey, and
+    uid -> the block its neuron registered at."""
 
     last_block: int = 0
     hotkeys: dict[int, str] = field(default_factory=dict)
+    since: dict[int, int] = field(default_factory=dict)
 
     def apply(self, event: Event) -> WatchState:
         block = max(self.last_block, getattr(event, "block", 0))
         if isinstance(event, MinerRegistered):
-            return WatchState(block, {**self.hotkeys, event.uid: event.hotkey})
+            return WatchState(
+                block,
+                {**self.hotkeys, event.uid: event.hotkey},
+                {**self.since, event.uid: event.block},
+            )
         if isinstance(event, HotkeySwapped) and self.hotkeys.get(event.uid) == event.old_hotkey:
-            return WatchState(block, {**self.hotkeys, event.uid: event.new_hotkey})
+            return replace(
+                self, last_block=block, hotkeys={**self.hotkeys, event.uid: event.new_hotkey}
+            )
         if isinstance(event, MinerDeregistered) and self.hotkeys.get(event.uid) == event.hotkey:
             hotkeys = dict(self.hotkeys)
             del hotkeys[event.uid]
-            return WatchState(block, hotkeys)
+            return replace(self, last_block=block, hotkeys=hotkeys)
         return replace(self, last_block=block)
 
     def fold(self, events: Iterable[Event]) -> WatchState:
@@ -266,7 +288,7 @@ class ChainWatch:
         if self.scanned and head <= self.scanned:
             return []
         if not self.scanned or head - self.scanned > MAX_CATCH_UP_BLOCKS:
-            return self.scanner.snapshot(head, self.state.hotkeys)
+            return self.scanner.snapshot(head, self.state.hotkeys, self.state.since)
         return self.scanner.scan(self.scanned + 1, head)
 
     def commit(self, head: int, events: list[Event]) -> None:

@@ -70,6 +70,17 @@ def test_a_swapped_king_keeps_its_crown_and_a_deregistered_king_is_dethroned(
     )
     watch = WatchState().fold(events + swapped)
     assert watch.hotkeys[uid] == SWAPPED.ss58_address
+    # A watcher that missed the swap's block sees it in its snapshot: the neuron kept its
+    # registration block, so it is a swap, not a deregistration.
+    missed = WatchState().fold(events)
+    snapshot = scanner.snapshot(client.finalized_number(), missed.hotkeys, missed.since)
+    assert [(type(e), e.uid, e.hotkey) for e in snapshot if hasattr(e, "hotkey")] == [
+        (MinerRegistered, 0, subnet.validator.ss58_address),
+        (MinerRegistered, uid, SWAPPED.ss58_address),
+    ]
+    assert [(e.old_hotkey, e.new_hotkey) for e in snapshot if isinstance(e, HotkeySwapped)] == [
+        (KING.ss58_address, SWAPPED.ss58_address)
+    ]
 
     # Fill the subnet and drop immunity: the next registration prunes the earliest registered
     # of the neurons with the lowest pruning score (all miners score 0), which is the king.
@@ -84,6 +95,11 @@ def test_a_swapped_king_keeps_its_crown_and_a_deregistered_king_is_dethroned(
     assert [(type(e), e.uid, e.hotkey) for e in replaced] == [
         (MinerDeregistered, uid, SWAPPED.ss58_address),
         (MinerRegistered, uid, NEWCOMER.ss58_address),
+    ]
+    head = client.finalized_number()
+    snapshot = scanner.snapshot(head, watch.hotkeys, watch.since)
+    assert [(e.uid, e.hotkey) for e in snapshot if isinstance(e, MinerDeregistered)] == [
+        (uid, SWAPPED.ss58_address)
     ]
     decisions = [d for e in replaced for d in crown.apply(e)]
     assert crown.king is None
