@@ -2,16 +2,15 @@
 
 Decisions come from :mod:`actors.crown_policy` (a fold over input events only). The one effect
 is weights, kept by :class:`actors.weights_keeper.WeightsKeeper`: set when the king changes and
-refreshed on the chain's schedule while it does not, each attempt recorded as ``WeightsSet``.
-The keeper folds its own past ``WeightsSet`` records and reads the chain's ``LastUpdate``, so a
-restart neither skips a set nor sends one twice inside the rate limit. It is the only actor that
-holds the validator's hotkey.
+refreshed on the chain's schedule while it does not (committed and revealed where the subnet
+runs commit-reveal), each attempt recorded as ``WeightsSet``. The keeper folds its own past
+records and reads the chain's ``LastUpdate``, so a restart neither skips a set or a reveal nor
+sends one twice inside the rate limit. It is the only actor that holds the validator's hotkey.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from substrateinterface import Keypair
@@ -28,7 +27,6 @@ from events.types import Event, WeightsSet
 
 __all__ = ["CrownKeeper", "load_validator_key"]
 
-log = logging.getLogger(__name__)
 POLL_S = 1.0
 
 

@@ -27,7 +27,7 @@ from actors.weights_policy import (
     next_set_block,
     weights_due,
 )
-from chain.client import ChainClient, ChainError
+from chain.client import ChainClient, ChainError, DispatchFailed
 from chain.commit_reveal import (
     WeightsCommit,
     commit_weights,
@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 
 # What the keeper wrote before a restart and folds back in: its own records, never decisions.
 HISTORY_TYPES: tuple[type[Event], ...] = (WeightsSet, WeightsCommitted)
+# Reveal errors no retry can mend: the commit is given up (recorded), not tried again.
+UNREVEALABLE = frozenset(
+    f"SubtensorModule.{name}"
+    for name in ("InvalidRevealCommitHashNotMatch", "NoWeightsCommitFound", "ExpiredWeightCommit")
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class WeightsKeeper:
             if isinstance(event, WeightsSet):
                 self.attempt = max(self.attempt, event.attempt)
                 settled.add(event.commit_hash)
-                if event.success:
+                if event.success and not event.commit_hash:  # a reveal is not what the limit counts
                     self.last_set = max(self.last_set, event.block)
             elif isinstance(event, WeightsCommitted):
                 self.commits[event.commit_hash] = event
@@ -226,7 +231,17 @@ class WeightsKeeper:
                 )
             elif timing.head + 1 >= window.start:
                 commit = WeightsCommit(c.uids, c.weights, c.salt, c.version_key)
-                result = reveal_weights(self.client, self.keypair, self.netuid, commit)
+                try:
+                    result = reveal_weights(self.client, self.keypair, self.netuid, commit)
+                except DispatchFailed as exc:
+                    if exc.error not in UNREVEALABLE:
+                        raise
+                    del self.commits[c.commit_hash]
+                    self.attempt += 1
+                    out.append(
+                        self._reveal_record(c, exc.result.block, success=False, error=str(exc))
+                    )
+                    continue
                 del self.commits[c.commit_hash]
                 self.attempt += 1
                 out.append(

@@ -8,6 +8,7 @@ miner to crown.
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from actors.weights_keeper import WeightsKeeper
@@ -166,3 +167,26 @@ def test_under_commit_reveal_a_commit_made_before_a_restart_is_revealed_in_its_w
         e.commit_hash for e in events[1:] if isinstance(e, WeightsCommitted)
     ]
     assert not [e for e in history if isinstance(e, WeightsSet) and not e.success]
+
+
+def test_a_commit_the_chain_refuses_to_reveal_is_given_up_once(
+    chain_client: ChainClient, subnet: LocalSubnet, history: list[Event]
+) -> None:
+    netuid = subnet.netuid
+    hotkey = subnet.validator.ss58_address
+    timing = read_weights_timing(chain_client, netuid, hotkey)
+    assert timing.commit_reveal, "runs after the commit-reveal test, on its subnet"
+    k = keeper(chain_client, subnet, history)
+    if not k.commits:  # the refresh has not committed yet: make it due
+        jump_to(chain_client, k.last_set + TEMPO - 1)
+        history += k.step(None, "fall")
+    (real,) = keeper(chain_client, subnet, history).commits.values()
+    # The log's record of the salt is wrong (a damaged log): the chain refuses the reveal.
+    forged = msgspec.structs.replace(real, salt=[s ^ 1 for s in real.salt])
+    k = keeper(chain_client, subnet, [*history, forged])
+    window = reveal_window(netuid, timing.tempo, timing.reveal_period, real.block)
+    jump_to(chain_client, window.start - 1)
+    refused = [e for e in k.step(None, "fall") if isinstance(e, WeightsSet)]
+    assert [(e.success, e.commit_hash) for e in refused] == [(False, real.commit_hash)]
+    assert "InvalidRevealCommitHashNotMatch" in refused[0].error
+    assert real.commit_hash not in k.commits, "a refused reveal would be retried"
