@@ -1,9 +1,8 @@
 """Which weights the validator wants on chain, and when it sends them: pure functions of plain data.
 
 What: all weight to the king. With no king, the ``no_king`` policy decides: ``owner`` puts all
-weight on the subnet owner's hotkey (the Bittensor convention for a subnet with nothing to pay:
-the miners' share goes to the owner's uid, which runtimes that recycle owner incentive burn),
-``none`` sets nothing, so the validator's weights age out of consensus.
+weight on the subnet owner's hotkey, the subnet's "burn uid" (current runtimes burn the miner
+incentive weighted to it), ``none`` sets nothing, so the validator's weights age out.
 
 When: a validator whose weights are older than the subnet's activity cutoff stops counting, so
 weights are set again on a schedule even when nothing changed: once per tempo (each epoch then
