@@ -1,4 +1,5 @@
-"""Turn one subnet's chain activity into events: registrations, deregistrations, submissions.
+"""Turn one subnet's chain activity into events: registrations, deregistrations, hotkey swaps,
+submissions.
 
 ``ChainScanner`` reads what a block changed (its events, then only the storage they point
 at), so a block costs two requests plus a few per change, whatever the number of miners.
@@ -24,6 +25,7 @@ from events.client import BaseLogClient
 from events.log import type_name
 from events.types import (
     Event,
+    HotkeySwapped,
     MinerDeregistered,
     MinerRegistered,
     SubmissionCommitted,
@@ -45,7 +47,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHAIN_EVENT_TYPES = (MinerRegistered, MinerDeregistered, SubmissionCommitted, SubmissionRejected)
+CHAIN_EVENT_TYPES = (
+    MinerRegistered,
+    MinerDeregistered,
+    HotkeySwapped,
+    SubmissionCommitted,
+    SubmissionRejected,
+)
 # Past this many unscanned blocks a restart reads the current state instead of every block.
 MAX_CATCH_UP_BLOCKS = 600
 # What ``Keys`` holds for a uid with no neuron (its default, the all-zero account).
@@ -93,6 +101,7 @@ class ChainScanner:
         if block_hash is None:  # a height the chain skipped (or has not reached)
             return []
         registered: list[tuple[int, str]] = []
+        swapped: list[tuple[str, str]] = []
         committed: list[str] = []
         for event in self.client.events(block_hash):
             kind = (event["module_id"], event["event_id"])
@@ -103,11 +112,19 @@ class ChainScanner:
                 # Creating a subnet registers its owner hotkey without a NeuronRegistered event.
                 keys = self.client.query_map("SubtensorModule", "Keys", [self.netuid], block_hash)
                 registered += [(int(uid), hotkey) for uid, hotkey in keys]
+            elif kind == ("SubtensorModule", "HotkeySwapped"):
+                # A swap moves the hotkey on every subnet at once: the event names no netuid.
+                if isinstance(attrs, dict):
+                    swapped.append((attrs["old_hotkey"], attrs["new_hotkey"]))
+                else:
+                    swapped.append((attrs[1], attrs[2]))
             elif kind == ("Commitments", "Commitment") and attrs["netuid"] == self.netuid:
                 committed.append(attrs["who"])
         out: list[Event] = []
         if registered:
             out += self._registrations(number, block_hash, registered)
+        if swapped:
+            out += self._swaps(number, block_hash, swapped)
         if committed:
             out += self._commitments(number, block_hash, committed)
         return out
@@ -138,6 +155,17 @@ class ChainScanner:
             )
         return out
 
+    def _swaps(self, number: int, block_hash: str, swapped: list[tuple[str, str]]) -> list[Event]:
+        # The new hotkey was registered nowhere before the swap: a uid here is the old one's.
+        uids = self.client.query_many(
+            "SubtensorModule", "Uids", [[self.netuid, new] for _, new in swapped], block_hash
+        )
+        return [
+            HotkeySwapped(netuid=self.netuid, uid=uid, old_hotkey=old, new_hotkey=new, block=number)
+            for (old, new), uid in zip(swapped, uids, strict=True)
+            if uid is not None
+        ]
+
     def _commitments(self, number: int, block_hash: str, hotkeys: list[str]) -> list[Event]:
         values = self.client.query_many(
             "Commitments", "CommitmentOf", [[self.netuid, h] for h in hotkeys], block_hash
@@ -153,11 +181,19 @@ class ChainScanner:
             out.append(submission_event(self.netuid, uid, stored))
         return out
 
-    def snapshot(self, number: int, known: dict[int, str] | None = None) -> list[Event]:
+    def snapshot(
+        self,
+        number: int,
+        known: dict[int, str] | None = None,
+        known_since: dict[int, int] | None = None,
+    ) -> list[Event]:
         """The state at block ``number`` as the events a full scan would have produced.
 
         ``known`` (uid -> hotkey, from the log) lets it report uids whose neuron was replaced
-        since; older commitments a hotkey replaced are gone from the chain and are not reported.
+        since; ``known_since`` (uid -> registration block) tells a replaced neuron from one that
+        swapped its hotkey, which keeps its registration block (its swap is reported at
+        ``number``). Older commitments a hotkey replaced are gone from the chain and are not
+        reported.
         """
         block_hash = self.client.block_hash(number)
         if block_hash is None:
@@ -176,7 +212,13 @@ class ChainScanner:
         out: list[Event] = []
         for (uid, hotkey), coldkey, block in zip(keys, owners, since, strict=True):
             old = (known or {}).get(uid)
-            if old and old != hotkey:
+            if old and old != hotkey and (known_since or {}).get(uid) == block:
+                out.append(
+                    HotkeySwapped(
+                        netuid=self.netuid, uid=uid, old_hotkey=old, new_hotkey=hotkey, block=number
+                    )
+                )
+            elif old and old != hotkey:
                 out.append(MinerDeregistered(netuid=self.netuid, uid=uid, hotkey=old, block=block))
             out.append(
                 MinerRegistered(
@@ -192,19 +234,29 @@ class ChainScanner:
 
 @dataclass(frozen=True)
 class WatchState:
-    """What the log says the watcher has seen: the last block with an event, and uid -> hotkey."""
+    """What the log says the watcher has seen: the last block with an event, uid -> hotkey, and
+    uid -> the block its neuron registered at."""
 
     last_block: int = 0
     hotkeys: dict[int, str] = field(default_factory=dict)
+    since: dict[int, int] = field(default_factory=dict)
 
     def apply(self, event: Event) -> WatchState:
         block = max(self.last_block, getattr(event, "block", 0))
         if isinstance(event, MinerRegistered):
-            return WatchState(block, {**self.hotkeys, event.uid: event.hotkey})
+            return WatchState(
+                block,
+                {**self.hotkeys, event.uid: event.hotkey},
+                {**self.since, event.uid: event.block},
+            )
+        if isinstance(event, HotkeySwapped) and self.hotkeys.get(event.uid) == event.old_hotkey:
+            return replace(
+                self, last_block=block, hotkeys={**self.hotkeys, event.uid: event.new_hotkey}
+            )
         if isinstance(event, MinerDeregistered) and self.hotkeys.get(event.uid) == event.hotkey:
             hotkeys = dict(self.hotkeys)
             del hotkeys[event.uid]
-            return WatchState(block, hotkeys)
+            return replace(self, last_block=block, hotkeys=hotkeys)
         return replace(self, last_block=block)
 
     def fold(self, events: Iterable[Event]) -> WatchState:
@@ -236,7 +288,7 @@ class ChainWatch:
         if self.scanned and head <= self.scanned:
             return []
         if not self.scanned or head - self.scanned > MAX_CATCH_UP_BLOCKS:
-            return self.scanner.snapshot(head, self.state.hotkeys)
+            return self.scanner.snapshot(head, self.state.hotkeys, self.state.since)
         return self.scanner.scan(self.scanned + 1, head)
 
     def commit(self, head: int, events: list[Event]) -> None:

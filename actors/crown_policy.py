@@ -31,6 +31,7 @@ from events.types import (
     EvalFinished,
     EvalQueued,
     Event,
+    HotkeySwapped,
     KingCrowned,
     KingDethroned,
     MinerDeregistered,
@@ -50,6 +51,7 @@ ORGANIC_FAILS = 3
 INPUT_TYPES: tuple[type[Event], ...] = (
     MinerRegistered,
     MinerDeregistered,
+    HotkeySwapped,
     SubmissionCommitted,
     RoundOpened,
     EvalQueued,
@@ -88,6 +90,8 @@ class CrownState:
                 self.uids[event.hotkey] = event.uid
             case MinerDeregistered():
                 return self._on_deregistered(event)
+            case HotkeySwapped():
+                self._on_swapped(event)
             case RoundOpened():
                 self.rounds[event.round] = event
                 return self._decide_ready()
@@ -122,6 +126,14 @@ class CrownState:
                 ),
             )
         ]
+
+    def _on_swapped(self, s: HotkeySwapped) -> None:
+        """Same neuron, new hotkey: the king keeps its crown under the new one."""
+        if self.uids.get(s.old_hotkey) == s.uid:
+            del self.uids[s.old_hotkey]
+        self.uids[s.new_hotkey] = s.uid
+        if self.king is not None and self.king.hotkey == s.old_hotkey:
+            self.king = replace(self.king, hotkey=s.new_hotkey)
 
     def _on_deregistered(self, d: MinerDeregistered) -> list[Event]:
         if self.uids.get(d.hotkey) == d.uid:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.weights_policy import NoKingPolicy
+
 __all__ = ["ValidatorConfig"]
 
 
@@ -23,3 +25,5 @@ class ValidatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # together are evaluated together.
     round_settle_s: float = 2.0
     weights_retry_s: float = 6.0
+    # With no king: all weight to the subnet owner's uid ("owner"), or set nothing ("none").
+    no_king: NoKingPolicy = "owner"

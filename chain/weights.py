@@ -23,7 +23,10 @@ __all__ = [
     "apply_max_weight",
     "blocks_until_weights_allowed",
     "WeightsResult",
+    "WeightsTiming",
+    "read_owner_uid",
     "read_weight_limits",
+    "read_weights_timing",
     "read_weights",
     "set_weights",
     "weights_for_emit",
@@ -67,6 +70,24 @@ class WeightsResult:
     weights: list[int]
     block: int
     extrinsic_hash: str
+
+
+@dataclass(frozen=True)
+class WeightsTiming:
+    """When one validator may and should set weights on a subnet, as read from chain.
+
+    ``last_update`` is the chain's ``LastUpdate`` for ``uid``: the block of its last set, or of
+    its last commit when the subnet runs commit-reveal (a reveal does not move it).
+    """
+
+    uid: int
+    head: int
+    last_update: int
+    tempo: int
+    rate_limit: int
+    activity_cutoff: int
+    commit_reveal: bool
+    reveal_period: int
 
 
 def apply_max_weight(shares: list[float], limit: float) -> list[float]:
@@ -154,6 +175,33 @@ def read_weight_limits(client: ChainClient, netuid: int, uid: int) -> WeightLimi
         rate_limit=client.query("SubtensorModule", "WeightsSetRateLimit", [netuid]),
         last_update=last_updates[uid] if uid < len(last_updates) else 0,
     )
+
+
+def read_weights_timing(client: ChainClient, netuid: int, hotkey: str) -> WeightsTiming:
+    """The subnet's weight timing for ``hotkey``; :class:`ChainError` if it is not registered."""
+    uid = client.query("SubtensorModule", "Uids", [netuid, hotkey])
+    if uid is None:
+        raise ChainError(
+            f"hotkey {hotkey} is not registered on netuid {netuid}: register it before it can "
+            "set weights"
+        )
+    last_updates = client.query("SubtensorModule", "LastUpdate", [netuid])
+    return WeightsTiming(
+        uid=uid,
+        head=client.finalized_number(),
+        last_update=last_updates[uid] if uid < len(last_updates) else 0,
+        tempo=client.query("SubtensorModule", "Tempo", [netuid]),
+        rate_limit=client.query("SubtensorModule", "WeightsSetRateLimit", [netuid]),
+        activity_cutoff=client.query("SubtensorModule", "ActivityCutoff", [netuid]),
+        commit_reveal=client.query("SubtensorModule", "CommitRevealWeightsEnabled", [netuid]),
+        reveal_period=client.query("SubtensorModule", "RevealPeriodEpochs", [netuid]),
+    )
+
+
+def read_owner_uid(client: ChainClient, netuid: int) -> int | None:
+    """The uid of the subnet owner's hotkey, ``None`` if that hotkey is not registered on it."""
+    owner = client.query("SubtensorModule", "SubnetOwnerHotkey", [netuid])
+    return client.query("SubtensorModule", "Uids", [netuid, owner])
 
 
 def read_weights(client: ChainClient, netuid: int, hotkey: str) -> dict[int, float]:

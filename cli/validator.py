@@ -14,6 +14,7 @@ from actors.crown_policy import CrownState
 from actors.queue_policy import INPUT_TYPES as QUEUE_INPUTS
 from actors.queue_policy import QueueState
 from actors.validator_config import ValidatorConfig
+from actors.weights_policy import NO_KING_POLICIES
 from events.client import BaseLogClient, LocalLogClient
 from events.log import EventLog, type_name
 from events.types import EvalFinished, Event, WeightsSet
@@ -48,8 +49,15 @@ def start(
     profile: str = typer.Option("local", help="local or sn-h200"),
     log_file: str = typer.Option(DEFAULT_LOG, "--log", help="event log file"),
     address: str = typer.Option("auto", help="Ray cluster address"),
+    no_king: str = typer.Option(
+        "owner", help="weights with no king: owner (all to the subnet owner's uid) or none"
+    ),
 ) -> None:
     """Start the event log, chain watcher, scheduler and crown keeper (detached, named)."""
+    if no_king not in NO_KING_POLICIES:
+        raise typer.BadParameter(
+            f"--no-king must be one of {', '.join(NO_KING_POLICIES)}, got {no_king!r}"
+        )
     log_path = Path(log_file)
     from actors import supervisor
     from chain.client import resolve_network
@@ -62,6 +70,7 @@ def start(
         hotkey_uri=hotkey_uri,
         wallet_name=wallet_name,
         wallet_hotkey=wallet_hotkey,
+        no_king=no_king,
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _connect(address)

@@ -23,6 +23,7 @@ __all__ = [
     "EvalQueued",
     "EvalStarted",
     "EventDecodeError",
+    "HotkeySwapped",
     "ImageInspected",
     "KingCrowned",
     "KingDethroned",
@@ -35,6 +36,7 @@ __all__ = [
     "OrganicWindow",
     "SubmissionCommitted",
     "SubmissionRejected",
+    "WeightsCommitted",
     "WeightsSet",
     "decode",
     "decode_msgpack",
@@ -87,6 +89,20 @@ class MinerDeregistered(Event):
     @property
     def key(self) -> str:
         return f"{self.netuid}/{self.uid}/{self.hotkey}@{self.block}"
+
+
+class HotkeySwapped(Event):
+    """The neuron at ``uid`` changed hotkey by ``swap_hotkey``: same neuron, same coldkey."""
+
+    netuid: int
+    uid: int
+    old_hotkey: str
+    new_hotkey: str
+    block: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.netuid}/{self.uid}/{self.old_hotkey}->{self.new_hotkey}@{self.block}"
 
 
 class SubmissionCommitted(Event):
@@ -227,10 +243,34 @@ class WeightsSet(Event):
     error: str = ""
     attempt: int = 1
     reason_eval_id: str = ""
+    # Under commit-reveal: the commit this set revealed (or that expired unrevealed).
+    commit_hash: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.netuid}@{self.block}#{self.attempt}"
+
+
+class WeightsCommitted(Event):
+    """Under commit-reveal, a commit of these weights landed at ``block``: what its reveal needs.
+
+    The salt stays in the log so that a crown keeper restarted between commit and reveal still
+    reveals; the reveal is the ``WeightsSet`` naming ``commit_hash``.
+    """
+
+    netuid: int
+    commit_hash: str
+    uids: list[int]
+    weights: list[int]
+    salt: list[int]
+    version_key: int
+    block: int
+    extrinsic_hash: str = ""
+    reason_eval_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.commit_hash
 
 
 # --- organic traffic ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Weight normalisation and rate-limit arithmetic, with plain data (no chain)."""
+"""Weight normalisation, rate-limit and commit-reveal arithmetic, with plain data (no chain)."""
 
 import pytest
 
+from chain.commit_reveal import WeightsCommit, commit_hash, epoch_index, reveal_window
 from chain.weights import (
     U16_MAX,
     WeightLimits,
@@ -82,3 +83,28 @@ def test_min_allowed_above_subnet_size_is_refused() -> None:
 )
 def test_blocks_until_weights_allowed(last: int, limit: int, now: int, wait: int) -> None:
     assert blocks_until_weights_allowed(last, limit, now) == wait
+
+
+def test_reveal_window_is_the_epoch_after_the_commits() -> None:
+    # As the runtime stored it for a commit at block 23 on netuid 2 with tempo 5: (27, 32).
+    window = reveal_window(netuid=2, tempo=5, reveal_period=1, commit_block=23)
+    assert (window.start, window[-1]) == (27, 32)
+    assert epoch_index(2, 5, 26) + 1 == epoch_index(2, 5, 27) == epoch_index(2, 5, 32)
+
+
+def test_commit_hash_depends_on_every_field() -> None:
+    base = WeightsCommit(uids=[1], weights=[65535], salt=[1, 2], version_key=0)
+    key = bytes(32)
+    digest = commit_hash(key, 2, base)
+    assert digest.startswith("0x") and len(digest) == 66
+    others = [
+        commit_hash(bytes([1]) + bytes(31), 2, base),
+        commit_hash(key, 3, base),
+        commit_hash(key, 2, WeightsCommit([2], [65535], [1, 2], 0)),
+        commit_hash(key, 2, WeightsCommit([1], [65534], [1, 2], 0)),
+        commit_hash(key, 2, WeightsCommit([1], [65535], [2, 1], 0)),
+        commit_hash(key, 2, WeightsCommit([1], [65535], [1, 2], 1)),
+        # Length prefixes keep [1], [1, 2] apart from [1, 1], [2].
+        commit_hash(key, 2, WeightsCommit([1, 1], [2], [1, 2], 0)),
+    ]
+    assert len({digest, *others}) == len(others) + 1

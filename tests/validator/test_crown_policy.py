@@ -9,6 +9,7 @@ from events.types import (
     EvalFinished,
     EvalQueued,
     Event,
+    HotkeySwapped,
     KingCrowned,
     KingDethroned,
     MinerDeregistered,
@@ -165,6 +166,23 @@ def test_a_deregistered_king_is_dethroned() -> None:
     )
     assert state.king is None
     assert "deregistered" in of(out, KingDethroned)[0].reason
+
+
+def test_a_swapped_king_keeps_its_crown_under_its_new_hotkey() -> None:
+    swap = HotkeySwapped(netuid=2, uid=1, old_hotkey="a", new_hotkey="a2", block=150)
+    state, out = fold_crown(BASE + ROUND1 + [swap])
+    assert state.king is not None and (state.king.hotkey, state.king.uid) == ("a2", 1)
+    assert of(out, KingDethroned) == []
+    # Its re-measurement is decided under the new hotkey, and a later deregistration of the
+    # new hotkey dethrones it; one of the old hotkey no longer can.
+    r2 = round_of(2, 300, [("a2", 1, "king", "pass", 0.2)])
+    state, out = fold_crown(BASE + ROUND1 + [swap, *r2])
+    assert [d.king_hotkey for d in of(out, RoundDecided)] == ["a", "a2"]
+    old = MinerDeregistered(netuid=2, uid=1, hotkey="a", block=400)
+    assert fold_crown(BASE + ROUND1 + [swap, old])[0].king is not None
+    new = MinerDeregistered(netuid=2, uid=1, hotkey="a2", block=400)
+    state, out = fold_crown(BASE + ROUND1 + [swap, new])
+    assert state.king is None and len(of(out, KingDethroned)) == 1
 
 
 def test_a_replay_rederives_the_same_decisions() -> None:
