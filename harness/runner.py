@@ -8,9 +8,10 @@
 
 The container gets: the weights read-only at ``/models``, its own ``internal`` bridge network
 (no route out; the host reaches it at its address on that bridge), a read-only root with a tmpfs
-``/tmp``, no capabilities, ``no-new-privileges``, pids/memory/CPU/shm limits, ``init`` as PID 1,
-an unprivileged user, GPUs only when the profile asks for them, the profile's CPUs (pinned, so
-the measuring client keeps a core of its own), and bounded logs. Everything it
+``/tmp`` that holds HOME and every cache (:data:`SANDBOX_ENV`), no capabilities,
+``no-new-privileges``, pids/memory/CPU/shm limits, ``init`` as PID 1, an unprivileged user, GPUs
+only when the profile asks for them, the profile's CPUs (pinned, so the measuring client keeps a
+core of its own), and bounded logs. Everything it
 creates is labelled ``org.arena.sandbox`` so :func:`remove_leftovers` can sweep after a crash.
 Images are pulled by digest only, after the registry manifest passed the digest and size check.
 """
@@ -39,6 +40,7 @@ from harness.sandbox_image import check_manifest, parse_ref
 __all__ = [
     "LABEL",
     "OWNER_LABEL",
+    "SANDBOX_ENV",
     "SERVE_PORT",
     "Sandbox",
     "classify_exit",
@@ -58,6 +60,32 @@ MAX_LOG_BYTES = 256 * 1024
 # nobody:nogroup; the weights are world-readable, nothing else on the root needs writing.
 SANDBOX_USER = "65534:65534"
 TMPFS_SIZE = "2g"
+# What any OpenAI-compatible image (a stock vLLM one included) needs to start as SANDBOX_USER on
+# a read-only root, given alike to the baseline and every challenger: HOME and every cache that
+# vLLM, PyTorch, Triton, CUDA and Hugging Face write to lie on the /tmp tmpfs, and nothing
+# reaches for the network (the weights are at /models; there is no route out anyway).
+SANDBOX_ENV = {
+    "HOME": "/tmp",
+    "USER": "nobody",  # getpass.getuser() fails for a uid with no passwd entry
+    "TMPDIR": "/tmp",
+    "XDG_CACHE_HOME": "/tmp/.cache",
+    "XDG_CONFIG_HOME": "/tmp/.config",
+    "XDG_DATA_HOME": "/tmp/.local/share",
+    "XDG_STATE_HOME": "/tmp/.local/state",
+    "VLLM_CACHE_ROOT": "/tmp/.cache/vllm",
+    "VLLM_CONFIG_ROOT": "/tmp/.config/vllm",
+    "TRITON_CACHE_DIR": "/tmp/.cache/triton",
+    "TORCHINDUCTOR_CACHE_DIR": "/tmp/.cache/torchinductor",
+    "CUDA_CACHE_PATH": "/tmp/.cache/nv",
+    "NUMBA_CACHE_DIR": "/tmp/.cache/numba",
+    "OUTLINES_CACHE_DIR": "/tmp/.cache/outlines",
+    "HF_HOME": "/tmp/.cache/huggingface",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 _HEALTH_POLL_S = 0.5
 
 
@@ -174,6 +202,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
             labels=labels,
             network=self.network.name,
             user=SANDBOX_USER,
+            environment=SANDBOX_ENV,
             read_only=True,
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_SIZE}"},
             volumes={self.model_dir: {"bind": "/models", "mode": "ro"}},
