@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from harness.profile import get_profile
+from harness.sandbox_image import require_pinned_baseline
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -27,9 +28,19 @@ def eval_image(
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
     local: Annotated[bool, typer.Option(help="run in this process, not as a Ray job")] = False,
     address: Annotated[str, typer.Option(help="Ray dashboard address")] = "http://127.0.0.1:8265",
+    baseline_image: Annotated[
+        str | None,
+        typer.Option(help="the baseline pinned by digest (default: the profile's)"),
+    ] = None,
 ) -> None:
     """Evaluate one image against the baseline, as the validator would."""
-    args = ["--image", image, "--profile", profile]
+    try:
+        # Checked here too, so a bad baseline fails before a Ray job waits for a GPU node.
+        baseline = require_pinned_baseline(get_profile(profile), baseline_image)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    args = ["--image", image, "--profile", profile, "--baseline-image", baseline]
     if seed:
         args += ["--seed", seed]
     if out:

@@ -52,6 +52,7 @@ from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
+from harness.sandbox_image import require_pinned_baseline
 
 __all__ = [
     "Disqualified",
@@ -411,8 +412,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="local")
     parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
     parser.add_argument("--out", type=Path, default=None, help="JSON report path")
+    parser.add_argument(
+        "--baseline-image",
+        help="the baseline, pinned by digest (default: the profile's, or ARENA_BASELINE_IMAGE)",
+    )
     options = parser.parse_args(argv)
     profile = get_profile(options.profile)
+    try:
+        baseline = require_pinned_baseline(profile, options.baseline_image)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    profile = msgspec.structs.replace(profile, baseline_image=baseline)
     seed = options.seed or "0x" + secrets.token_hex(32)
     client = docker.from_env()
     with sigterm_raises():

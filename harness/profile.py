@@ -24,6 +24,9 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     model_dir: str
     # Name the OpenAI API serves the model under; every server in the arena must answer to it.
     served_model_name: str
+    # The reference every challenger is measured against, pinned by digest; on sn-h200 the
+    # operator gives it (``--baseline-image`` or ARENA_BASELINE_IMAGE), checked by
+    # harness.sandbox_image.require_pinned_baseline.
     baseline_image: str
     # Ray resources the Evaluator actor asks for; a request no node can satisfy pends, which is
     # what makes the autoscaler start a GPU node.
@@ -136,7 +139,9 @@ def _sn_h200() -> Profile:
         name="sn-h200",
         model_dir=os.environ.get("ARENA_MODEL_DIR", "/mnt/models/Qwen2.5-72B-Instruct"),
         served_model_name="Qwen/Qwen2.5-72B-Instruct",
-        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE", "vllm/vllm-openai@sha256:PINNED"),
+        # No default: which vLLM release the subnet measures against is the operator's choice,
+        # pinned by digest (README, "Pinning the baseline").
+        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE", ""),
         evaluator_num_gpus=4,
         evaluator_resources={},
         accelerator_type="H200",
