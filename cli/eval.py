@@ -2,7 +2,9 @@
 
 By default it submits ``python -m harness.eval`` as a Ray job to a running cluster, reserving
 the profile's evaluation resources (so it queues behind the validator's own evals); ``--local``
-runs it in this process instead, with only Docker needed.
+runs it in this process instead, with only Docker needed; ``--dry-run`` prints the container
+specs of the baseline and the challenger (image, command, environment, mounts, GPUs, limits,
+network) and runs nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def eval_image(
         str | None,
         typer.Option(help="the baseline pinned by digest (default: the profile's)"),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="print the container specs that would run; run nothing")
+    ] = False,
 ) -> None:
     """Evaluate one image against the baseline, as the validator would."""
     try:
@@ -45,7 +50,9 @@ def eval_image(
         args += ["--seed", seed]
     if out:
         args += ["--out", str(out.resolve())]
-    if local:
+    if dry_run:
+        args.append("--dry-run")
+    if local or dry_run:
         from harness.eval import main
 
         raise typer.Exit(main(args))

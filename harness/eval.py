@@ -1,6 +1,7 @@
 """Evaluate submitted images end to end, in sandboxes, the way the validator does.
 
     python -m harness.eval --image REG/REPO@sha256:... [--image ...] [--profile local] [--seed HEX]
+    python -m harness.eval --image ... --profile sn-h200 --dry-run     # the container specs only
 
 One *round* judges any number of challengers against one baseline container kept up for the
 whole round, each challenger bracketed by two baseline measurements:
@@ -50,14 +51,16 @@ from harness.loadgen import RequestResult
 from harness.measure import Measurement, measure
 from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
-from harness.runner import Sandbox, pull_pinned, sigterm_raises
+from harness.runner import Sandbox, assigned_gpus, container_spec, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
 from harness.sandbox_image import require_pinned_baseline
 
 __all__ = [
     "Disqualified",
     "EvalReport",
+    "challenger_gpu_slot",
     "classify_failure",
+    "dry_run_specs",
     "evaluate",
     "evaluate_round",
     "flat_metrics",
@@ -143,6 +146,11 @@ def _measure(url: str, profile: Profile, plan: PromptPlan) -> Measurement:
     return asyncio.run(measure(url, profile, plan))
 
 
+def challenger_gpu_slot(profile: Profile) -> int:
+    """Beside a kept-up baseline the challenger takes the next block of GPUs."""
+    return 1 if profile.baseline_stays_up and profile.gpus_per_container else 0
+
+
 def run_challenger(
     client: docker.DockerClient, image_id: str, profile: Profile, plan: PromptPlan, *, name: str
 ) -> tuple[Measurement, str]:
@@ -151,9 +159,7 @@ def run_challenger(
     Raises :class:`Disqualified` (or a :class:`SandboxError`) when the challenger is at fault.
     """
     before = _model_fingerprint(profile.model_dir)
-    # Beside a kept-up baseline the challenger takes the next block of GPUs.
-    gpu_slot = 1 if profile.baseline_stays_up and profile.gpus_per_container else 0
-    box = Sandbox(client, image_id, profile, name=name, gpu_slot=gpu_slot)
+    box = Sandbox(client, image_id, profile, name=name, gpu_slot=challenger_gpu_slot(profile))
     try:
         with box:
             box.wait_healthy()
@@ -376,6 +382,22 @@ def evaluate(
     return report
 
 
+def dry_run_specs(
+    profile: Profile, images: list[str], gpu_ids: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """What a round would start, as :func:`harness.runner.container_spec` gives it to Docker."""
+    return {
+        "profile": profile.name,
+        "baseline": container_spec(
+            profile, profile.baseline_image, command=profile.baseline_command, gpu_ids=gpu_ids
+        ),
+        "challengers": [
+            container_spec(profile, image, gpu_ids=gpu_ids, gpu_slot=challenger_gpu_slot(profile))
+            for image in images
+        ],
+    }
+
+
 def _print_report(report: EvalReport) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -416,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-image",
         help="the baseline, pinned by digest (default: the profile's, or ARENA_BASELINE_IMAGE)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the baseline's and the challengers' container specs as JSON; run nothing",
+    )
     options = parser.parse_args(argv)
     profile = get_profile(options.profile)
     try:
@@ -424,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     profile = msgspec.structs.replace(profile, baseline_image=baseline)
+    if options.dry_run:
+        specs = dry_run_specs(profile, options.image, assigned_gpus())
+        print(msgspec.json.format(msgspec.json.encode(specs)).decode())
+        return 0
     seed = options.seed or "0x" + secrets.token_hex(32)
     client = docker.from_env()
     with sigterm_raises():
