@@ -44,9 +44,14 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     passes: int
     input_tokens: int
     output_tokens: int
-    # Sandbox limits.
+    # Timeouts, which scale with the model: how long a server may take to answer /health after
+    # its start (loading the weights), to finish one answer, and to stay silent mid-stream
+    # before the request counts as hung (the warm-up allows the whole request timeout: an
+    # honest engine compiles kernels on its first request).
     startup_timeout_s: float
     request_timeout_s: float
+    stall_timeout_s: float
+    # Sandbox limits.
     memory_limit: str
     pids_limit: int
     cpus: float
@@ -119,6 +124,7 @@ def _local() -> Profile:
         output_tokens=32,
         startup_timeout_s=300.0,
         request_timeout_s=60.0,
+        stall_timeout_s=10.0,
         memory_limit="6g",
         pids_limit=512,
         cpus=float(_server_cores()),
@@ -153,8 +159,12 @@ def _sn_h200() -> Profile:
         passes=1,  # a dedicated node: nothing else competes for it
         input_tokens=1024,
         output_tokens=256,
+        # 140 GB of weights from local disk over 4 GPUs, then CUDA graph capture.
         startup_timeout_s=1800.0,
         request_timeout_s=300.0,
+        # At 32 concurrent 1024-token prompts, an honest engine's longest pause in one stream
+        # is a few batched prefills (well under a second each on an H200); 30 s is far above.
+        stall_timeout_s=30.0,
         memory_limit="512g",
         pids_limit=4096,
         cpus=64.0,
