@@ -67,6 +67,11 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     # One B/B' pair alone is a weak estimate (harness.score.score), so an A/A challenger (the
     # baseline image itself) would beat it about one round in four.
     noise_floor: float
+    # vLLM engine flags of this profile's reference engine, beyond the model, its name, the
+    # address and tensor parallelism (one per GPU of gpus_per_container): the reference miner
+    # (serve_apps.miner, images/miner-gpu) runs with exactly these, and so does a stock-vLLM
+    # baseline through baseline_command.
+    engine_flags: tuple[str, ...] = ()
     # Arguments for the baseline image when its default command does not serve /models on
     # port 8000 as served_model_name (stock vLLM images need them; the local one does not).
     baseline_command: tuple[str, ...] = ()
@@ -137,10 +142,45 @@ def _local() -> Profile:
         # bench/integrity on this 2-core VM: the A/A challenger scored up to NOISE_A_A against
         # a B/B' noise of ...; the honest fast miner scores ~1.4-3.2.
         noise_floor=0.3,
+        # The local baseline image's own flags (images/baseline/serve-baseline.sh), so the
+        # reference miner starts level with it, and a fixed 1 GiB KV cache (the baseline sets
+        # the same with VLLM_CPU_KVCACHE_SPACE=1): vLLM's default reserves a fraction of all host
+        # memory and refuses to start on a shared machine.
+        engine_flags=(
+            "--enforce-eager",
+            "--max-num-seqs",
+            "1",
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "1024",
+            "--max-logprobs",
+            "20",
+            "--disable-log-stats",
+            "--kv-cache-memory-bytes",
+            str(1024**3),
+        ),
     )
 
 
 def _sn_h200() -> Profile:
+    engine_flags = (
+        # The model's full context; bf16 weights (about 36 GB a GPU at tensor parallel 4) leave
+        # most of each H200's 141 GB to the KV cache.
+        "--max-model-len",
+        "32768",
+        "--gpu-memory-utilization",
+        "0.90",
+        # Qwen2.5's generation_config.json sets repetition_penalty 1.05 (and sampling defaults),
+        # which vLLM would otherwise apply to every request that does not override it: greedy
+        # answers would then differ from the argmax the gate re-scores by teacher forcing.
+        "--generation-config",
+        "vllm",
+        # The gate asks for prompt logprobs and the load generator for top logprobs.
+        "--max-logprobs",
+        "20",
+        "--disable-log-stats",
+    )
     return Profile(
         name="sn-h200",
         model_dir=os.environ.get("ARENA_MODEL_DIR", "/mnt/models/Qwen2.5-72B-Instruct"),
@@ -179,6 +219,7 @@ def _sn_h200() -> Profile:
         # inference subnet found 0.9-2.7% bias between two arms of the same server, so a crown
         # must beat 3%.
         noise_floor=0.03,
+        engine_flags=engine_flags,
         baseline_command=(
             "--model",
             "/models",
@@ -190,6 +231,7 @@ def _sn_h200() -> Profile:
             "8000",
             "--tensor-parallel-size",
             "4",
+            *engine_flags,
         ),
     )
 
