@@ -24,7 +24,9 @@ is the probe: a broken server fails in seconds.
 
 A fault of a submission ends its eval with ``verdict="fail"`` and its own ``reason`` (crash,
 oom, write_models, fork_bomb, unhealthy, hang, network, request_failed, a gate reason, or an
-image rejection); a fault of the validator's side (baseline, engine) gives ``verdict="error"``,
+image rejection); a fault of the validator's side (baseline, engine, weights that do not match
+the profile's manifest: ``model_mismatch``, checked before anything is pulled) gives
+``verdict="error"``,
 which must never be held against the miner. As a Ray job it reserves the eval slot:
 
     ray job submit --entrypoint-resources '{"arena_eval_slot": 1}' -- python -m harness.eval ...
@@ -54,6 +56,7 @@ from harness.profile import Profile, get_profile
 from harness.runner import Sandbox, assigned_gpus, container_spec, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
 from harness.sandbox_image import require_pinned_baseline
+from harness.weights import ModelMismatch, fingerprint, require_model
 
 __all__ = [
     "Disqualified",
@@ -132,16 +135,6 @@ def classify_failure(result: RequestResult, logs: str) -> str:
     return "request_failed"
 
 
-def _model_fingerprint(model_dir: str) -> list[tuple[str, int, int]]:
-    # Names, sizes and mtimes: a write through a broken read-only mount would change one.
-    root = Path(model_dir)
-    return sorted(
-        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
-        if p.is_file()
-    )
-
-
 def _measure(url: str, profile: Profile, plan: PromptPlan) -> Measurement:
     return asyncio.run(measure(url, profile, plan))
 
@@ -158,7 +151,7 @@ def run_challenger(
 
     Raises :class:`Disqualified` (or a :class:`SandboxError`) when the challenger is at fault.
     """
-    before = _model_fingerprint(profile.model_dir)
+    before = fingerprint(profile.model_dir)
     box = Sandbox(client, image_id, profile, name=name, gpu_slot=challenger_gpu_slot(profile))
     try:
         with box:
@@ -175,7 +168,7 @@ def run_challenger(
                     box.logs,
                 )
     finally:
-        if _model_fingerprint(profile.model_dir) != before:
+        if fingerprint(profile.model_dir) != before:
             raise Disqualified("write_models", "the model directory changed during the eval")
     return measurement, box.logs
 
@@ -264,6 +257,15 @@ def evaluate_round(
         if on_report is not None:
             on_report(i, reports[i])
 
+    try:
+        # The validator's fault, never a miner's: every eval of the round ends in error.
+        if profile.model_manifest:
+            require_model(profile.model_dir, profile.model_manifest)
+    except ModelMismatch as exc:
+        for i, report in enumerate(reports):
+            report.reason, report.detail = "model_mismatch", str(exc)
+            done(i)
+        return reports
     try:
         baseline_id = pull_pinned(client, profile.baseline_image, profile)
     except SandboxError as exc:

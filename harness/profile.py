@@ -22,6 +22,9 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     # Host directory holding the model weights; mounted read-only at /models in every container.
     model_dir: str
+    # sha256 of every file model_dir must hold (harness.weights); no measurement starts while it
+    # differs. "" for none: the local tiny model is built on this machine from a fixed seed.
+    model_manifest: str
     # Name the OpenAI API serves the model under; every server in the arena must answer to it.
     served_model_name: str
     # The reference every challenger is measured against, pinned by digest; on sn-h200 the
@@ -114,6 +117,7 @@ def _local() -> Profile:
         model_dir=os.environ.get(
             "ARENA_MODEL_DIR", str(repo_root() / ".cache" / "models" / "tiny")
         ),
+        model_manifest="",
         served_model_name="arena-tiny",
         baseline_image=os.environ.get("ARENA_BASELINE_IMAGE") or built_image("baseline"),
         evaluator_num_gpus=0,
@@ -184,6 +188,11 @@ def _sn_h200() -> Profile:
     return Profile(
         name="sn-h200",
         model_dir=os.environ.get("ARENA_MODEL_DIR", "/mnt/models/Qwen2.5-72B-Instruct"),
+        # Built once by the operator from a trusted copy (README: Weights on a GPU node); the
+        # GPU node's set-up syncs model_dir against it (cluster.yaml).
+        model_manifest=os.environ.get(
+            "ARENA_MODEL_MANIFEST", str(repo_root() / "models" / "Qwen2.5-72B-Instruct.sha256.json")
+        ),
         served_model_name="Qwen/Qwen2.5-72B-Instruct",
         # No default: which vLLM release the subnet measures against is the operator's choice,
         # pinned by digest (README, "Pinning the baseline").
