@@ -15,6 +15,7 @@ manifest before it takes its place, and leaves them world-readable: the sandboxe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import shutil
@@ -108,28 +109,38 @@ def mismatches(model_dir: str | Path, manifest: Manifest) -> list[str]:
     )
 
 
-# (model_dir, manifest path) -> (manifest, fingerprint) last found to match: a round re-hashes
-# 140 GB only when a file changed since.
-_verified: dict[tuple[str, str], tuple[Manifest, list[tuple[str, int, int]]]] = {}
+def _stamp_path(model_dir: str) -> Path:
+    # Next to the directory, not in it: a sandbox sees only the directory, read-only.
+    root = Path(model_dir).resolve()
+    return root.with_name(f".{root.name}.verified.json")
+
+
+def _stamp(manifest: Manifest, model_dir: str) -> dict:
+    return {"manifest": manifest, "fingerprint": [list(f) for f in fingerprint(model_dir)]}
 
 
 def require_model(model_dir: str, manifest_path: str) -> None:
-    """Raise :class:`ModelMismatch` unless ``model_dir`` holds exactly the manifest's files."""
+    """Raise :class:`ModelMismatch` unless ``model_dir`` holds exactly the manifest's files.
+
+    A match is stamped next to the directory with its fingerprint, so the next check (each
+    round's evaluator is a new process) re-hashes 140 GB only when a file changed since.
+    """
     try:
         manifest = load_manifest(manifest_path)
     except ValueError as exc:
         raise ModelMismatch(str(exc)) from None
-    key = (model_dir, manifest_path)
-    if _verified.get(key) == (manifest, fingerprint(model_dir)):
-        return
-    _verified.pop(key, None)
+    stamp = _stamp_path(model_dir)
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(stamp.read_text()) == _stamp(manifest, model_dir):
+            return
     if problems := mismatches(model_dir, manifest):
         shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if problems[5:] else "")
         raise ModelMismatch(
             f"{model_dir} does not match the manifest {manifest_path}: {shown}; sync it with "
             "`python -m harness.weights sync SOURCE DIR --manifest MANIFEST`"
         )
-    _verified[key] = (manifest, fingerprint(model_dir))
+    with contextlib.suppress(OSError):  # no stamp only costs the next check a re-hash
+        stamp.write_text(json.dumps(_stamp(manifest, model_dir)))
 
 
 def fetch_command(source: str, name: str, dest: Path) -> list[str] | None:
