@@ -22,7 +22,13 @@ __all__ = ["ROLES", "ActorStatus", "get", "pid_of", "start", "status", "stop"]
 ROLES = ("event_log", "chain_watcher", "scheduler", "crown_keeper")
 # Settings the actors (and the evaluators they start) read from the environment; they travel
 # with the actors because workers inherit the raylet's environment, not the caller's.
-FORWARDED_ENV = ("DOCKER_HOST", "ARENA_BASELINE_IMAGE", "ARENA_MODEL_DIR", "ARENA_REGISTRY_ADDR")
+FORWARDED_ENV = (
+    "DOCKER_HOST",
+    "ARENA_BASELINE_IMAGE",
+    "ARENA_MODEL_DIR",
+    "ARENA_MODEL_MANIFEST",
+    "ARENA_REGISTRY_ADDR",
+)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,7 @@ def _profile(num_prompts: int, levels: tuple[int, ...], output_tokens: int):
         concurrency_levels=levels,
         passes=1,  # one pass each, as `vllm bench serve` makes
         output_tokens=output_tokens,
+        stall_timeout_s=60.0,
     )
 
 
@@ -193,7 +194,7 @@ def _harness(url: str, profile) -> dict[int, dict]:
     everywhere = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {CLIENT_CORE})
     try:
-        m = asyncio.run(measure(url, profile, _plan(profile), stall_timeout_s=60))
+        m = asyncio.run(measure(url, profile, _plan(profile)))
     finally:
         os.sched_setaffinity(0, everywhere)
     return {level.concurrency: level.metrics.as_dict() for level in m.levels}

@@ -2,7 +2,9 @@
 
 By default it submits ``python -m harness.eval`` as a Ray job to a running cluster, reserving
 the profile's evaluation resources (so it queues behind the validator's own evals); ``--local``
-runs it in this process instead, with only Docker needed.
+runs it in this process instead, with only Docker needed; ``--dry-run`` prints the container
+specs of the baseline and the challenger (image, command, environment, mounts, GPUs, limits,
+network) and runs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated
 import typer
 
 from harness.profile import get_profile
+from harness.sandbox_image import require_pinned_baseline
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -27,14 +30,29 @@ def eval_image(
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
     local: Annotated[bool, typer.Option(help="run in this process, not as a Ray job")] = False,
     address: Annotated[str, typer.Option(help="Ray dashboard address")] = "http://127.0.0.1:8265",
+    baseline_image: Annotated[
+        str | None,
+        typer.Option(help="the baseline pinned by digest (default: the profile's)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="print the container specs that would run; run nothing")
+    ] = False,
 ) -> None:
     """Evaluate one image against the baseline, as the validator would."""
-    args = ["--image", image, "--profile", profile]
+    try:
+        # Checked here too, so a bad baseline fails before a Ray job waits for a GPU node.
+        baseline = require_pinned_baseline(get_profile(profile), baseline_image)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    args = ["--image", image, "--profile", profile, "--baseline-image", baseline]
     if seed:
         args += ["--seed", seed]
     if out:
         args += ["--out", str(out.resolve())]
-    if local:
+    if dry_run:
+        args.append("--dry-run")
+    if local or dry_run:
         from harness.eval import main
 
         raise typer.Exit(main(args))

@@ -47,6 +47,9 @@ def start(
     wallet_name: str = typer.Option("", help="wallet directory name"),
     wallet_hotkey: str = typer.Option("", help="hotkey name in the wallet"),
     profile: str = typer.Option("local", help="local or sn-h200"),
+    baseline_image: str | None = typer.Option(
+        None, help="the baseline pinned by digest (default: the profile's, ARENA_BASELINE_IMAGE)"
+    ),
     log_file: str = typer.Option(DEFAULT_LOG, "--log", help="event log file"),
     address: str = typer.Option("auto", help="Ray cluster address"),
     no_king: str = typer.Option(
@@ -58,6 +61,17 @@ def start(
         raise typer.BadParameter(
             f"--no-king must be one of {', '.join(NO_KING_POLICIES)}, got {no_king!r}"
         )
+
+    from harness.profile import get_profile
+    from harness.sandbox_image import require_pinned_baseline
+
+    try:
+        baseline = require_pinned_baseline(get_profile(profile), baseline_image)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # The evaluators read it from the environment the supervisor forwards to the actors.
+    os.environ["ARENA_BASELINE_IMAGE"] = baseline
     log_path = Path(log_file)
     from actors import supervisor
     from chain.client import resolve_network

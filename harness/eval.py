@@ -1,6 +1,7 @@
 """Evaluate submitted images end to end, in sandboxes, the way the validator does.
 
     python -m harness.eval --image REG/REPO@sha256:... [--image ...] [--profile local] [--seed HEX]
+    python -m harness.eval --image ... --profile sn-h200 --dry-run     # the container specs only
 
 One *round* judges any number of challengers against one baseline container kept up for the
 whole round, each challenger bracketed by two baseline measurements:
@@ -23,7 +24,9 @@ is the probe: a broken server fails in seconds.
 
 A fault of a submission ends its eval with ``verdict="fail"`` and its own ``reason`` (crash,
 oom, write_models, fork_bomb, unhealthy, hang, network, request_failed, a gate reason, or an
-image rejection); a fault of the validator's side (baseline, engine) gives ``verdict="error"``,
+image rejection); a fault of the validator's side (baseline, engine, weights that do not match
+the profile's manifest: ``model_mismatch``, checked before anything is pulled) gives
+``verdict="error"``,
 which must never be held against the miner. As a Ray job it reserves the eval slot:
 
     ray job submit --entrypoint-resources '{"arena_eval_slot": 1}' -- python -m harness.eval ...
@@ -50,13 +53,17 @@ from harness.loadgen import RequestResult
 from harness.measure import Measurement, measure
 from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
-from harness.runner import Sandbox, pull_pinned, sigterm_raises
+from harness.runner import Sandbox, assigned_gpus, container_spec, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
+from harness.sandbox_image import require_pinned_baseline
+from harness.weights import ModelMismatch, fingerprint, require_model
 
 __all__ = [
     "Disqualified",
     "EvalReport",
+    "challenger_gpu_slot",
     "classify_failure",
+    "dry_run_specs",
     "evaluate",
     "evaluate_round",
     "flat_metrics",
@@ -128,18 +135,13 @@ def classify_failure(result: RequestResult, logs: str) -> str:
     return "request_failed"
 
 
-def _model_fingerprint(model_dir: str) -> list[tuple[str, int, int]]:
-    # Names, sizes and mtimes: a write through a broken read-only mount would change one.
-    root = Path(model_dir)
-    return sorted(
-        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
-        if p.is_file()
-    )
-
-
 def _measure(url: str, profile: Profile, plan: PromptPlan) -> Measurement:
     return asyncio.run(measure(url, profile, plan))
+
+
+def challenger_gpu_slot(profile: Profile) -> int:
+    """Beside a kept-up baseline the challenger takes the next block of GPUs."""
+    return 1 if profile.baseline_stays_up and profile.gpus_per_container else 0
 
 
 def run_challenger(
@@ -149,10 +151,8 @@ def run_challenger(
 
     Raises :class:`Disqualified` (or a :class:`SandboxError`) when the challenger is at fault.
     """
-    before = _model_fingerprint(profile.model_dir)
-    # Beside a kept-up baseline the challenger takes the next block of GPUs.
-    gpu_slot = 1 if profile.baseline_stays_up and profile.gpus_per_container else 0
-    box = Sandbox(client, image_id, profile, name=name, gpu_slot=gpu_slot)
+    before = fingerprint(profile.model_dir)
+    box = Sandbox(client, image_id, profile, name=name, gpu_slot=challenger_gpu_slot(profile))
     try:
         with box:
             box.wait_healthy()
@@ -168,7 +168,7 @@ def run_challenger(
                     box.logs,
                 )
     finally:
-        if _model_fingerprint(profile.model_dir) != before:
+        if fingerprint(profile.model_dir) != before:
             raise Disqualified("write_models", "the model directory changed during the eval")
     return measurement, box.logs
 
@@ -257,6 +257,15 @@ def evaluate_round(
         if on_report is not None:
             on_report(i, reports[i])
 
+    try:
+        # The validator's fault, never a miner's: every eval of the round ends in error.
+        if profile.model_manifest:
+            require_model(profile.model_dir, profile.model_manifest)
+    except ModelMismatch as exc:
+        for i, report in enumerate(reports):
+            report.reason, report.detail = "model_mismatch", str(exc)
+            done(i)
+        return reports
     try:
         baseline_id = pull_pinned(client, profile.baseline_image, profile)
     except SandboxError as exc:
@@ -375,6 +384,22 @@ def evaluate(
     return report
 
 
+def dry_run_specs(
+    profile: Profile, images: list[str], gpu_ids: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """What a round would start, as :func:`harness.runner.container_spec` gives it to Docker."""
+    return {
+        "profile": profile.name,
+        "baseline": container_spec(
+            profile, profile.baseline_image, command=profile.baseline_command, gpu_ids=gpu_ids
+        ),
+        "challengers": [
+            container_spec(profile, image, gpu_ids=gpu_ids, gpu_slot=challenger_gpu_slot(profile))
+            for image in images
+        ],
+    }
+
+
 def _print_report(report: EvalReport) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -411,8 +436,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="local")
     parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
     parser.add_argument("--out", type=Path, default=None, help="JSON report path")
+    parser.add_argument(
+        "--baseline-image",
+        help="the baseline, pinned by digest (default: the profile's, or ARENA_BASELINE_IMAGE)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the baseline's and the challengers' container specs as JSON; run nothing",
+    )
     options = parser.parse_args(argv)
     profile = get_profile(options.profile)
+    try:
+        baseline = require_pinned_baseline(profile, options.baseline_image)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    profile = msgspec.structs.replace(profile, baseline_image=baseline)
+    if options.dry_run:
+        specs = dry_run_specs(profile, options.image, assigned_gpus())
+        print(msgspec.json.format(msgspec.json.encode(specs)).decode())
+        return 0
     seed = options.seed or "0x" + secrets.token_hex(32)
     client = docker.from_env()
     with sigterm_raises():

@@ -31,9 +31,6 @@ from harness.prompts import Prompt, PromptSource
 
 __all__ = ["Comparison", "LevelRun", "Measurement", "compare", "least_disturbed", "measure"]
 
-# Longest silence allowed between two chunks of one stream before the request counts as hung.
-STALL_TIMEOUT_S = 10.0
-
 
 class LevelRun(msgspec.Struct, kw_only=True):
     """One pass of one concurrency level: its prompts, their results, its metrics."""
@@ -115,7 +112,6 @@ async def measure(
     profile: Profile,
     plan: PromptPlan,
     *,
-    stall_timeout_s: float = STALL_TIMEOUT_S,
     on_request_done: Callable[[RequestResult], None] | None = None,
 ) -> Measurement:
     """Warm up, then send the plan's prompts at each of ``profile.concurrency_levels``.
@@ -154,7 +150,7 @@ async def measure(
                 profile.served_model_name,
                 concurrency,
                 request_timeout_s=profile.request_timeout_s,
-                stall_timeout_s=stall_timeout_s,
+                stall_timeout_s=profile.stall_timeout_s,
                 on_done=on_request_done,
             )
             measurement.runs.append(
@@ -183,7 +179,6 @@ async def compare(
     seed: str,
     *,
     source: PromptSource | None = None,
-    stall_timeout_s: float = STALL_TIMEOUT_S,
     on_request_done: Callable[[str, RequestResult], None] | None = None,
 ) -> Comparison:
     """Both servers up at once: measure baseline, challenger, baseline again; gate; score.
@@ -203,21 +198,18 @@ async def compare(
         baseline_url,
         profile,
         plan,
-        stall_timeout_s=stall_timeout_s,
         on_request_done=progress("baseline"),
     )
     challenger = await measure(
         challenger_url,
         profile,
         plan,
-        stall_timeout_s=stall_timeout_s,
         on_request_done=progress("challenger"),
     )
     after = await measure(
         baseline_url,
         profile,
         plan_measurement(seed, 1, profile, source),
-        stall_timeout_s=stall_timeout_s,
         on_request_done=progress("baseline_after"),
     )
     verdict = await gate.check(before, challenger, rescore_url=baseline_url, profile=profile)

@@ -22,8 +22,14 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     # Host directory holding the model weights; mounted read-only at /models in every container.
     model_dir: str
+    # sha256 of every file model_dir must hold (harness.weights); no measurement starts while it
+    # differs. "" for none: the local tiny model is built on this machine from a fixed seed.
+    model_manifest: str
     # Name the OpenAI API serves the model under; every server in the arena must answer to it.
     served_model_name: str
+    # The reference every challenger is measured against, pinned by digest; on sn-h200 the
+    # operator gives it (``--baseline-image`` or ARENA_BASELINE_IMAGE), checked by
+    # harness.sandbox_image.require_pinned_baseline.
     baseline_image: str
     # Ray resources the Evaluator actor asks for; a request no node can satisfy pends, which is
     # what makes the autoscaler start a GPU node.
@@ -41,9 +47,14 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     passes: int
     input_tokens: int
     output_tokens: int
-    # Sandbox limits.
+    # Timeouts, which scale with the model: how long a server may take to answer /health after
+    # its start (loading the weights), to finish one answer, and to stay silent mid-stream
+    # before the request counts as hung (the warm-up allows the whole request timeout: an
+    # honest engine compiles kernels on its first request).
     startup_timeout_s: float
     request_timeout_s: float
+    stall_timeout_s: float
+    # Sandbox limits.
     memory_limit: str
     pids_limit: int
     cpus: float
@@ -59,6 +70,11 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     # One B/B' pair alone is a weak estimate (harness.score.score), so an A/A challenger (the
     # baseline image itself) would beat it about one round in four.
     noise_floor: float
+    # vLLM engine flags of this profile's reference engine, beyond the model, its name, the
+    # address and tensor parallelism (one per GPU of gpus_per_container): the reference miner
+    # (serve_apps.miner, images/miner-gpu) runs with exactly these, and so does a stock-vLLM
+    # baseline through baseline_command.
+    engine_flags: tuple[str, ...] = ()
     # Arguments for the baseline image when its default command does not serve /models on
     # port 8000 as served_model_name (stock vLLM images need them; the local one does not).
     baseline_command: tuple[str, ...] = ()
@@ -101,6 +117,7 @@ def _local() -> Profile:
         model_dir=os.environ.get(
             "ARENA_MODEL_DIR", str(repo_root() / ".cache" / "models" / "tiny")
         ),
+        model_manifest="",
         served_model_name="arena-tiny",
         baseline_image=os.environ.get("ARENA_BASELINE_IMAGE") or built_image("baseline"),
         evaluator_num_gpus=0,
@@ -116,6 +133,7 @@ def _local() -> Profile:
         output_tokens=32,
         startup_timeout_s=300.0,
         request_timeout_s=60.0,
+        stall_timeout_s=10.0,
         memory_limit="6g",
         pids_limit=512,
         cpus=float(_server_cores()),
@@ -128,15 +146,57 @@ def _local() -> Profile:
         # bench/integrity on this 2-core VM: the A/A challenger scored up to NOISE_A_A against
         # a B/B' noise of ...; the honest fast miner scores ~1.4-3.2.
         noise_floor=0.3,
+        # The local baseline image's own flags (images/baseline/serve-baseline.sh), so the
+        # reference miner starts level with it, and a fixed 1 GiB KV cache (the baseline sets
+        # the same with VLLM_CPU_KVCACHE_SPACE=1): vLLM's default reserves a fraction of all host
+        # memory and refuses to start on a shared machine.
+        engine_flags=(
+            "--enforce-eager",
+            "--max-num-seqs",
+            "1",
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "1024",
+            "--max-logprobs",
+            "20",
+            "--disable-log-stats",
+            "--kv-cache-memory-bytes",
+            str(1024**3),
+        ),
     )
 
 
 def _sn_h200() -> Profile:
+    engine_flags = (
+        # The model's full context; bf16 weights (about 36 GB a GPU at tensor parallel 4) leave
+        # most of each H200's 141 GB to the KV cache.
+        "--max-model-len",
+        "32768",
+        "--gpu-memory-utilization",
+        "0.90",
+        # Qwen2.5's generation_config.json sets repetition_penalty 1.05 (and sampling defaults),
+        # which vLLM would otherwise apply to every request that does not override it: greedy
+        # answers would then differ from the argmax the gate re-scores by teacher forcing.
+        "--generation-config",
+        "vllm",
+        # The gate asks for prompt logprobs and the load generator for top logprobs.
+        "--max-logprobs",
+        "20",
+        "--disable-log-stats",
+    )
     return Profile(
         name="sn-h200",
         model_dir=os.environ.get("ARENA_MODEL_DIR", "/mnt/models/Qwen2.5-72B-Instruct"),
+        # Built once by the operator from a trusted copy (README: Weights on a GPU node); the
+        # GPU node's set-up syncs model_dir against it (cluster.yaml).
+        model_manifest=os.environ.get(
+            "ARENA_MODEL_MANIFEST", str(repo_root() / "models" / "Qwen2.5-72B-Instruct.sha256.json")
+        ),
         served_model_name="Qwen/Qwen2.5-72B-Instruct",
-        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE", "vllm/vllm-openai@sha256:PINNED"),
+        # No default: which vLLM release the subnet measures against is the operator's choice,
+        # pinned by digest (README, "Pinning the baseline").
+        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE", ""),
         evaluator_num_gpus=4,
         evaluator_resources={},
         accelerator_type="H200",
@@ -148,8 +208,12 @@ def _sn_h200() -> Profile:
         passes=1,  # a dedicated node: nothing else competes for it
         input_tokens=1024,
         output_tokens=256,
+        # 140 GB of weights from local disk over 4 GPUs, then CUDA graph capture.
         startup_timeout_s=1800.0,
         request_timeout_s=300.0,
+        # At 32 concurrent 1024-token prompts, an honest engine's longest pause in one stream
+        # is a few batched prefills (well under a second each on an H200); 30 s is far above.
+        stall_timeout_s=30.0,
         memory_limit="512g",
         pids_limit=4096,
         cpus=64.0,
@@ -164,6 +228,7 @@ def _sn_h200() -> Profile:
         # inference subnet found 0.9-2.7% bias between two arms of the same server, so a crown
         # must beat 3%.
         noise_floor=0.03,
+        engine_flags=engine_flags,
         baseline_command=(
             "--model",
             "/models",
@@ -175,6 +240,7 @@ def _sn_h200() -> Profile:
             "8000",
             "--tensor-parallel-size",
             "4",
+            *engine_flags,
         ),
     )
 

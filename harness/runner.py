@@ -8,9 +8,10 @@
 
 The container gets: the weights read-only at ``/models``, its own ``internal`` bridge network
 (no route out; the host reaches it at its address on that bridge), a read-only root with a tmpfs
-``/tmp``, no capabilities, ``no-new-privileges``, pids/memory/CPU/shm limits, ``init`` as PID 1,
-an unprivileged user, GPUs only when the profile asks for them, the profile's CPUs (pinned, so
-the measuring client keeps a core of its own), and bounded logs. Everything it
+``/tmp`` that holds HOME and every cache (:data:`SANDBOX_ENV`), no capabilities,
+``no-new-privileges``, pids/memory/CPU/shm limits, ``init`` as PID 1, an unprivileged user, GPUs
+only when the profile asks for them, the profile's CPUs (pinned, so the measuring client keeps a
+core of its own), and bounded logs. Everything it
 creates is labelled ``org.arena.sandbox`` so :func:`remove_leftovers` can sweep after a crash.
 Images are pulled by digest only, after the registry manifest passed the digest and size check.
 """
@@ -28,6 +29,7 @@ from collections.abc import Iterator, Sequence
 import docker
 import docker.errors
 import httpx
+import msgspec
 from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.types import DeviceRequest, LogConfig
@@ -39,9 +41,13 @@ from harness.sandbox_image import check_manifest, parse_ref
 __all__ = [
     "LABEL",
     "OWNER_LABEL",
+    "SANDBOX_ENV",
     "SERVE_PORT",
+    "ContainerSpec",
     "Sandbox",
+    "assigned_gpus",
     "classify_exit",
+    "container_spec",
     "gpu_requests",
     "owner_id",
     "pull_pinned",
@@ -55,9 +61,36 @@ OWNER_LABEL = "org.arena.owner"
 # Every server in the arena listens here: OpenAI API plus GET /health.
 SERVE_PORT = 8000
 MAX_LOG_BYTES = 256 * 1024
+MODELS_PATH = "/models"
 # nobody:nogroup; the weights are world-readable, nothing else on the root needs writing.
 SANDBOX_USER = "65534:65534"
 TMPFS_SIZE = "2g"
+# What any OpenAI-compatible image (a stock vLLM one included) needs to start as SANDBOX_USER on
+# a read-only root, given alike to the baseline and every challenger: HOME and every cache that
+# vLLM, PyTorch, Triton, CUDA and Hugging Face write to lie on the /tmp tmpfs, and nothing
+# reaches for the network (the weights are at /models; there is no route out anyway).
+SANDBOX_ENV = {
+    "HOME": "/tmp",
+    "USER": "nobody",  # getpass.getuser() fails for a uid with no passwd entry
+    "TMPDIR": "/tmp",
+    "XDG_CACHE_HOME": "/tmp/.cache",
+    "XDG_CONFIG_HOME": "/tmp/.config",
+    "XDG_DATA_HOME": "/tmp/.local/share",
+    "XDG_STATE_HOME": "/tmp/.local/state",
+    "VLLM_CACHE_ROOT": "/tmp/.cache/vllm",
+    "VLLM_CONFIG_ROOT": "/tmp/.config/vllm",
+    "TRITON_CACHE_DIR": "/tmp/.cache/triton",
+    "TORCHINDUCTOR_CACHE_DIR": "/tmp/.cache/torchinductor",
+    "CUDA_CACHE_PATH": "/tmp/.cache/nv",
+    "NUMBA_CACHE_DIR": "/tmp/.cache/numba",
+    "OUTLINES_CACHE_DIR": "/tmp/.cache/outlines",
+    "HF_HOME": "/tmp/.cache/huggingface",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 _HEALTH_POLL_S = 0.5
 
 
@@ -97,17 +130,24 @@ def classify_exit(exit_code: int, oom_killed: bool, logs: str) -> str:
     return "crash"
 
 
-def gpu_requests(count: int, first: int = 0) -> list[DeviceRequest]:
+def assigned_gpus() -> tuple[str, ...]:
+    """The GPU ids Ray assigned this process (it sets ``CUDA_VISIBLE_DEVICES``); () if none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return tuple(gpu.strip() for gpu in visible.split(",") if gpu.strip())
+
+
+def gpu_requests(
+    count: int, first: int = 0, ids: Sequence[str] | None = None
+) -> list[DeviceRequest]:
     """The ``count`` GPUs from index ``first`` of those Ray gave this process (or of the node's).
 
-    A baseline kept up beside a challenger holds the first ``count`` and the challenger the
-    next (``Profile.baseline_stays_up``): two engines on the same GPUs run each other out of
-    memory.
+    ``ids`` are the GPUs Ray assigned (default: :func:`assigned_gpus`). A baseline kept up
+    beside a challenger holds the first ``count`` and the challenger the next
+    (``Profile.baseline_stays_up``): two engines on the same GPUs run each other out of memory.
     """
     if not count:
         return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    ids = [gpu.strip() for gpu in visible.split(",") if gpu.strip()]
+    ids = list(assigned_gpus() if ids is None else ids)
     if not ids and not first:
         return [DeviceRequest(count=count, capabilities=[["gpu"]])]
     ids = ids or [str(i) for i in range(first + count)]
@@ -118,6 +158,106 @@ def gpu_requests(count: int, first: int = 0) -> list[DeviceRequest]:
             "give the evaluator the profile's evaluator_num_gpus"
         )
     return [DeviceRequest(device_ids=chosen, capabilities=[["gpu"]])]
+
+
+class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a sandboxed container is started with, as plain data.
+
+    :class:`Sandbox` starts containers from exactly this (:meth:`create_kwargs`), and
+    ``python -m harness.eval --dry-run`` prints it, so the dry run shows what would run.
+    """
+
+    image: str
+    command: tuple[str, ...] | None  # None: the image's own command
+    user: str
+    env: dict[str, str]
+    read_only_root: bool
+    tmpfs: dict[str, str]
+    # host directory -> (container path, "ro" or "rw")
+    mounts: dict[str, tuple[str, str]]
+    # A bridge network of the container's own; internal: no route out, the host reaches it.
+    network_driver: str
+    network_internal: bool
+    cap_drop: tuple[str, ...]
+    security_opt: tuple[str, ...]
+    init: bool
+    pids_limit: int
+    memory: str  # also the memory+swap limit: no swap
+    cpus: float
+    cpuset: str  # "" for no pinning
+    shm_size: str
+    # Docker's DeviceRequests as the engine API takes them: the GPUs, by id where Ray gave ids.
+    device_requests: tuple[dict[str, object], ...]
+    log_max_size: str
+
+    def create_kwargs(self, *, name: str, labels: dict[str, str], network: str) -> dict:
+        """Keyword arguments of ``client.containers.create`` for this spec."""
+        return {
+            "image": self.image,
+            "command": list(self.command) if self.command is not None else None,
+            "name": name,
+            "labels": labels,
+            "network": network,
+            "user": self.user,
+            "environment": dict(self.env),
+            "read_only": self.read_only_root,
+            "tmpfs": dict(self.tmpfs),
+            "volumes": {
+                host: {"bind": at, "mode": mode} for host, (at, mode) in self.mounts.items()
+            },
+            "cap_drop": list(self.cap_drop),
+            "security_opt": list(self.security_opt),
+            "pids_limit": self.pids_limit,
+            "mem_limit": self.memory,
+            "memswap_limit": self.memory,
+            "nano_cpus": int(self.cpus * 1e9),
+            "cpuset_cpus": self.cpuset or None,
+            "shm_size": self.shm_size,
+            "init": self.init,
+            "device_requests": [DeviceRequest(**r) for r in self.device_requests],
+            "log_config": LogConfig(
+                type="json-file", config={"max-size": self.log_max_size, "max-file": "1"}
+            ),
+        }
+
+
+def container_spec(
+    profile: Profile,
+    image: str,
+    *,
+    command: Sequence[str] = (),
+    model_dir: str | None = None,
+    gpu_ids: Sequence[str] = (),
+    gpu_slot: int = 0,
+) -> ContainerSpec:
+    """The one place a sandboxed container's settings are decided, for baseline and challenger.
+
+    ``gpu_ids`` are the GPUs Ray assigned the evaluator (:func:`assigned_gpus`); the container
+    gets block ``gpu_slot`` of ``profile.gpus_per_container`` of them (:func:`gpu_requests`).
+    """
+    count = profile.gpus_per_container
+    gpus = gpu_requests(count, gpu_slot * count, gpu_ids)
+    return ContainerSpec(
+        image=image,
+        command=tuple(command) or None,
+        user=SANDBOX_USER,
+        env=dict(SANDBOX_ENV),
+        read_only_root=True,
+        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_SIZE}"},
+        mounts={model_dir or profile.model_dir: (MODELS_PATH, "ro")},
+        network_driver="bridge",
+        network_internal=True,
+        cap_drop=("ALL",),
+        security_opt=("no-new-privileges",),
+        init=True,
+        pids_limit=profile.pids_limit,
+        memory=profile.memory_limit,
+        cpus=profile.cpus,
+        cpuset=profile.server_cpuset,
+        shm_size=profile.shm_size,
+        device_requests=tuple(dict(request) for request in gpus),
+        log_max_size="10m",
+    )
 
 
 class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
@@ -135,12 +275,16 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         gpu_slot: int = 0,
     ) -> None:
         self.client = client
-        self.image_id = image_id
         self.profile = profile
         self.name = f"arena-{name}-{uuid.uuid4().hex[:6]}"
-        self.model_dir = model_dir or profile.model_dir
-        self.command = list(command) or None  # None: the image's own command
-        self.gpu_slot = gpu_slot  # which block of gpus_per_container GPUs (gpu_requests)
+        self.spec = container_spec(
+            profile,
+            image_id,
+            command=command,
+            model_dir=model_dir,
+            gpu_ids=assigned_gpus(),
+            gpu_slot=gpu_slot,
+        )
         self.network: Network | None = None
         self.container: Container | None = None
         self.ip = ""
@@ -164,32 +308,13 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
     def _start(self) -> None:
         labels = {LABEL: self.name, OWNER_LABEL: owner_id()}
         self.network = self.client.networks.create(
-            self.name, driver="bridge", internal=True, labels=labels
-        )
-        profile = self.profile
-        self.container = self.client.containers.create(
-            self.image_id,
-            self.command,
-            name=self.name,
+            self.name,
+            driver=self.spec.network_driver,
+            internal=self.spec.network_internal,
             labels=labels,
-            network=self.network.name,
-            user=SANDBOX_USER,
-            read_only=True,
-            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_SIZE}"},
-            volumes={self.model_dir: {"bind": "/models", "mode": "ro"}},
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            pids_limit=profile.pids_limit,
-            mem_limit=profile.memory_limit,
-            memswap_limit=profile.memory_limit,  # no swap: memory limit is the real limit
-            nano_cpus=int(profile.cpus * 1e9),
-            cpuset_cpus=profile.server_cpuset or None,
-            shm_size=profile.shm_size,
-            init=True,
-            device_requests=gpu_requests(
-                profile.gpus_per_container, self.gpu_slot * profile.gpus_per_container
-            ),
-            log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
+        )
+        self.container = self.client.containers.create(
+            **self.spec.create_kwargs(name=self.name, labels=labels, network=self.network.name)
         )
         self.container.start()
         self.container.reload()

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
+from harness.profile import Profile
 from harness.sandbox_errors import ImageRejected
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "check_manifest",
     "parse_ref",
     "read_image",
+    "require_pinned_baseline",
     "runtime_digest",
 ]
 
@@ -139,6 +141,24 @@ def parse_ref(ref: str) -> ImageRef:
     else:
         registry, repository = _DOCKER_HUB, name if rest else f"library/{name}"
     return ImageRef(name=name, registry=registry, repository=repository, digest=digest)
+
+
+def require_pinned_baseline(profile: Profile, image: str | None = None) -> str:
+    """The baseline reference ``image`` (default: the profile's), checked to be pinned by digest.
+
+    Raises ``ValueError`` with one line that says what to do: a validator or an eval started
+    with an unpinned baseline would only end every evaluation in ``error``.
+    """
+    ref = profile.baseline_image if image is None else image
+    try:
+        parse_ref(ref)
+    except ImageRejected:
+        raise ValueError(
+            f"profile {profile.name}: the baseline image {ref!r} is not pinned by digest; pass "
+            "--baseline-image REPO@sha256:<digest> or set ARENA_BASELINE_IMAGE "
+            "(README: Pinning the baseline)"
+        ) from None
+    return ref
 
 
 def _base_url(registry: str) -> str:

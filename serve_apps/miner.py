@@ -26,29 +26,15 @@ from ray import serve
 from harness.profile import Profile, get_profile
 from serve_apps.listener import Listener
 
-__all__ = ["MinerConfig", "ReferenceMiner", "build_app", "main", "miner_config", "vllm_cli_args"]
-
-# Engine flags per profile: the baseline image's own (images/baseline), so the reference miner
-# starts level with it. On CPU the KV cache gets a fixed 1 GiB (the baseline sets the same with
-# VLLM_CPU_KVCACHE_SPACE=1): vLLM's default reserves a fraction of all host memory and refuses to
-# start on a shared machine.
-_PROFILE_ENGINE_FLAGS: dict[str, tuple[str, ...]] = {
-    "local": (
-        "--enforce-eager",
-        "--max-num-seqs",
-        "1",
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "1024",
-        "--max-logprobs",
-        "20",
-        "--disable-log-stats",
-        "--kv-cache-memory-bytes",
-        str(1024**3),
-    ),
-    "sn-h200": (),
-}
+__all__ = [
+    "MinerConfig",
+    "ReferenceMiner",
+    "build_app",
+    "config_from_argv",
+    "main",
+    "miner_config",
+    "vllm_cli_args",
+]
 
 
 class MinerConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +63,7 @@ def miner_config(
         port=port,
         tensor_parallel_size=max(1, profile.gpus_per_container),
         num_gpus=profile.gpus_per_container,
-        engine_flags=_PROFILE_ENGINE_FLAGS.get(profile.name, ()) + extra_flags,
+        engine_flags=profile.engine_flags + extra_flags,
     )
 
 
@@ -180,9 +166,8 @@ def _start_ray(ray: Any, attempts: int = 3) -> None:
             print(f"Ray did not start ({exc}); retrying", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Start a private Ray on this machine, run the miner, and stop both on SIGTERM or SIGINT."""
-    argv = sys.argv[1:] if argv is None else argv
+def config_from_argv(argv: list[str]) -> MinerConfig:
+    """The config that a miner command line (see the module docstring) asks for."""
     own, extra = argv, []
     if "--" in argv:
         own, extra = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
@@ -194,13 +179,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     opts = parser.parse_args(own)
-    config = miner_config(
+    return miner_config(
         get_profile(opts.profile),
         model=opts.model,
         host=opts.host,
         port=opts.port,
         extra_flags=tuple(extra),
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start a private Ray on this machine, run the miner, and stop both on SIGTERM or SIGINT."""
+    config = config_from_argv(sys.argv[1:] if argv is None else argv)
 
     # A private, loopback-only Ray: no auth needed, nothing listening beyond this machine.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -31,16 +31,16 @@ PROFILE = msgspec.structs.replace(
     # an honest one into one network read: at 16 tokens (about 60 ms) a CI run once read most
     # of the honest baseline's answers in one piece.
     output_tokens=64,
+    # Short, so the hanging cheat costs seconds; honest vLLM never pauses mid-stream this long.
+    stall_timeout_s=5.0,
 )
 SEED = "0x" + "ab" * 32
-# Short, so the hanging cheat costs seconds; honest vLLM never pauses mid-stream this long.
-STALL_TIMEOUT_S = 5.0
 MEASURE_ATTEMPTS = 3
 
 
 def _measure(url: str) -> Measurement:
     plan = plan_measurement(SEED, 0, PROFILE)
-    return asyncio.run(measure(url, PROFILE, plan, stall_timeout_s=STALL_TIMEOUT_S))
+    return asyncio.run(measure(url, PROFILE, plan))
 
 
 def _check(baseline: Measurement, challenger: Measurement, server: VllmServer) -> gate.GateVerdict:

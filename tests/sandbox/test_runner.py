@@ -11,7 +11,14 @@ import docker
 import pytest
 
 from harness.profile import Profile
-from harness.runner import LABEL, OWNER_LABEL, Sandbox, pull_pinned, remove_leftovers
+from harness.runner import (
+    LABEL,
+    OWNER_LABEL,
+    SANDBOX_ENV,
+    Sandbox,
+    pull_pinned,
+    remove_leftovers,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -41,6 +48,35 @@ def test_sandbox_is_locked_down_and_reachable(
         assert run("open('/models/owned', 'w')") != 0
         assert run("import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)") != 0
     assert box.container is None and box.network is None
+
+
+def test_any_image_gets_writable_home_and_caches_and_nothing_else(
+    adversary_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
+) -> None:
+    # adv-hang is the bare OS image plus a script: it sets none of the contract itself, like a
+    # stock image that was never built for this sandbox.
+    image_id = pull_pinned(docker_client, built_images["adv-hang"], adversary_profile)
+    assert "HOME=/tmp" not in docker_client.images.get(image_id).attrs["Config"]["Env"]
+    dirs = sorted({v for k, v in SANDBOX_ENV.items() if k.endswith(("HOME", "_DIR", "_ROOT",
+                   "_PATH", "TMPDIR"))})  # fmt: skip
+    assert len(dirs) >= 12  # HOME, XDG, vLLM, Triton, inductor, CUDA, HF, ...
+    check = (
+        "import os, sys\n"
+        "for d in sys.argv[1:]:\n"
+        "    os.makedirs(d, exist_ok=True)\n"
+        "    open(os.path.join(d, 'probe'), 'w').write('ok')\n"
+        "assert os.environ['HF_HUB_OFFLINE'] == '1' and os.path.expanduser('~') == '/tmp'\n"
+    )
+    with Sandbox(docker_client, image_id, adversary_profile, name="test-contract") as box:
+        box.wait_healthy()
+        assert box.container is not None
+
+        def run(*argv: str) -> int:
+            return box.container.exec_run(["python3.11", "-c", *argv]).exit_code
+
+        assert run(check, *dirs) == 0
+        for elsewhere in ("/home/probe", "/root/probe", "/opt/probe", "/var/tmp/probe"):
+            assert run(f"open({elsewhere!r}, 'w')") != 0, elsewhere
 
 
 def test_leftovers_of_dead_owners_are_swept_and_live_ones_kept(

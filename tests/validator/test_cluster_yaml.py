@@ -60,3 +60,13 @@ def test_setup_installs_the_project(config: dict) -> None:
     assert any("pip install -e" in c for c in config["head_setup_commands"])
     assert any("[gpu]" in c for c in config["worker_setup_commands"])
     assert "." in config["file_mounts"].values()
+
+
+def test_a_gpu_worker_syncs_the_weights_the_profile_checks(config: dict) -> None:
+    profile = get_profile("sn-h200")
+    (sync,) = [c for c in config["worker_setup_commands"] if "harness.weights sync" in c]
+    words = sync.split()
+    manifest = words[words.index("--manifest") + 1]
+    assert words[words.index("sync") + 2] == profile.model_dir
+    # Relative to ~/arena, the checkout file_mounts carries to the node (the profile's repo_root).
+    assert profile.model_manifest == str(CLUSTER_YAML.parent / manifest)
