@@ -90,10 +90,12 @@ domains = st.builds(
     st.none() | st.integers(0, 70000),
 )
 built = st.builds(
-    lambda domain, path, tag, digest: (f"{domain}/" if domain else "")
-    + "/".join(path)
-    + (f":{tag}" if tag else "")
-    + f"@{digest}",
+    lambda domain, path, tag, digest: (
+        (f"{domain}/" if domain else "")
+        + "/".join(path)
+        + (f":{tag}" if tag else "")
+        + f"@{digest}"
+    ),
     st.none() | domains,
     st.lists(_grammar(PATH_COMPONENT).filter(lambda c: len(c) < 12), min_size=1, max_size=3),
     st.none() | _grammar(TAG).filter(lambda t: len(t) < 12),
