@@ -1,6 +1,6 @@
 """CrownKeeper actor: applies the crown rule to finished rounds and sets weights on chain.
 
-Decisions come from :mod:`actors.crown_policy` (a fold over input events only). The one effect
+Decisions come from :mod:`rules.crown_policy` (a fold over input events only). The one effect
 is weights: the actor compares the weights the policy wants (:mod:`actors.weights_policy`) with
 the weights the chain holds for the validator, and sets them when they differ, within the
 subnet's rate limit, retrying failures. Every attempt is recorded as ``WeightsSet``. The chain,
@@ -17,7 +17,6 @@ from typing import Any
 
 from substrateinterface import Keypair
 
-from actors.crown_policy import INPUT_TYPES, CrownState
 from actors.fold_loop import FoldLoop
 from actors.log_client import LogClient
 from actors.validator_config import ValidatorConfig
@@ -30,6 +29,7 @@ from chain.weights import (
     set_weights,
 )
 from events.types import WeightsSet
+from rules.crown_policy import INPUT_TYPES, CrownState
 
 __all__ = ["CrownKeeper", "load_validator_key"]
 

@@ -1,6 +1,6 @@
 """Scheduler actor: folds submissions into rounds and hands each open round to an Evaluator.
 
-Decisions (rounds, ``EvalQueued``, skipped submissions) come from :mod:`actors.queue_policy`;
+Decisions (rounds, ``EvalQueued``, skipped submissions) come from :mod:`rules.queue_policy`;
 this actor only adds the effects around them:
 - inspection: each queued commitment's manifest and config are read from its registry (no
   pull) and logged as ``ImageInspected``, the fingerprint the copy rule compares; a registry
@@ -33,7 +33,6 @@ from actors.eval_attempt import EvalAttempt, encode_attempts
 from actors.fold_loop import FoldLoop
 from actors.log_client import LogClient
 from actors.placement import NAMESPACE, actor_name, evaluator_options
-from actors.queue_policy import INPUT_TYPES, QueueState
 from actors.validator_config import ValidatorConfig
 from chain.client import ChainClient, ChainError
 from events.types import (
@@ -48,6 +47,7 @@ from events.types import (
 from harness.profile import get_profile
 from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import REGISTRY_FAULTS, parse_ref, read_image
+from rules.queue_policy import INPUT_TYPES, QueueState
 
 __all__ = ["Scheduler", "evaluator_name", "inspect_image", "next_attempts"]
 

@@ -190,6 +190,9 @@ class KingCrowned(Event):
     block: int
     eval_id: str
     previous_hotkey: str | None = None
+    # Added later (defaults read older logs): the rest of the king's record (rules.king.King).
+    uid: int = -1
+    submitted_block: int = 0
 
     @property
     def key(self) -> str:

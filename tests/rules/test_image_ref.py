@@ -54,6 +54,9 @@ def oci_pinned(text: str) -> ImageRef | None:
         any(c in first for c in ".:") or first == "localhost" or first.lower() != first
     )
     if not is_domain:
+        # ParseNormalizedNamed parses "docker.io/" + name again: it must be a remote name.
+        if not re.fullmatch(REMOTE_NAME, name):
+            return None
         return ImageRef(domain=None, path=name, tag=tag, digest=digest)
     domain = ANCHORED_DOMAIN.fullmatch(first)
     if domain is None or (domain.group(1) is not None and not 1 <= int(domain.group(1)) <= 65535):
@@ -131,6 +134,7 @@ candidates = built | mutated() | references | noise
 @example(f"ghcr.io:65536/miner@{DIGEST}")
 @example(f"a_b.c/miner@{DIGEST}")
 @example(f"Registry/miner@{DIGEST}")
+@example(f"[0]/0@{DIGEST}")
 def test_the_pinned_parser_is_the_oci_grammar_narrowed(text: str) -> None:
     assert arena(parse_pinned_ref, text) == oci_pinned(text)
 

@@ -17,13 +17,13 @@ import httpx
 import msgspec
 import pytest
 
-from actors.queue_policy import fold_queue
 from actors.scheduler import inspect_image
 from events.types import Event, SubmissionCommitted, SubmissionSkipped
 from harness.profile import Profile, get_profile, repo_root
 from harness.runner import pull_pinned
 from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import check_manifest, parse_ref, read_image
+from rules.queue_policy import fold_queue
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,7 @@ Rules:
 - FIFO by commit block (then hotkey), ``challengers_per_round`` per round; a round takes only
   submissions whose image the scheduler inspected (:class:`ImageInspected`).
 - A digest that already has a pass/fail verdict is skipped.
-- A copy of an earlier submission of another hotkey (:mod:`actors.copy_rule`) is skipped with a
+- A copy of an earlier submission of another hotkey (:mod:`rules.copy_rule`) is skipped with a
   reason ``copy_of <hotkey>@<block> (same <signal>)``, as soon as both are known: the earlier
   commitment wins whichever was inspected first.
 - A submission whose image the registry refused for good at inspection (``ImageInspected.refused``:
@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from actors.copy_rule import Fingerprint, FingerprintIndex, copy_of
 from events.types import (
     EvalFinished,
     EvalQueued,
@@ -46,6 +45,7 @@ from events.types import (
     SubmissionCommitted,
     SubmissionSkipped,
 )
+from rules.copy_rule import Fingerprint, FingerprintIndex, copy_of
 
 __all__ = [
     "INPUT_TYPES",
