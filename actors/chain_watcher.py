@@ -39,6 +39,7 @@ __all__ = [
     "ChainWatcher",
     "WatchState",
     "start_chain_watcher",
+    "submission_event",
 ]
 
 if TYPE_CHECKING:

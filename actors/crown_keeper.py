@@ -31,7 +31,11 @@ from chain.weights import (
 from events.types import WeightsSet
 from rules.crown_policy import INPUT_TYPES, CrownState
 
-__all__ = ["CrownKeeper", "load_validator_key"]
+__all__ = [
+    "CrownKeeper",
+    "load_validator_key",
+    "POLL_S",
+]
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0

@@ -15,7 +15,10 @@ from events.client import BaseLogClient
 from events.log import type_name
 from events.types import Event
 
-__all__ = ["FoldLoop"]
+__all__ = [
+    "FoldLoop",
+    "RESTART_DELAY_S",
+]
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_S = 5.0

@@ -49,7 +49,13 @@ from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import REGISTRY_FAULTS, parse_ref, read_image
 from rules.queue_policy import INPUT_TYPES, QueueState
 
-__all__ = ["Scheduler", "evaluator_name", "inspect_image", "next_attempts"]
+__all__ = [
+    "Scheduler",
+    "evaluator_name",
+    "inspect_image",
+    "next_attempts",
+    "POLL_S",
+]
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0

@@ -45,7 +45,7 @@ from rich.table import Table
 
 from bench.results import write_result
 from harness.eval import EvalReport, evaluate, evaluate_round
-from harness.measure import Measurement
+from harness.measurement import Measurement
 from harness.profile import Profile, built_image, get_profile
 from harness.runner import LABEL
 

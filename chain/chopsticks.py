@@ -26,6 +26,7 @@ __all__ = [
     "find_chopsticks",
     "free_port",
     "start_chopsticks",
+    "SPEC_NAME",
 ]
 
 SPEC_NAME = "raonet-spec218.json"

@@ -31,6 +31,10 @@ __all__ = [
     "ExtrinsicRejected",
     "ExtrinsicResult",
     "resolve_network",
+    "DEFAULT_LOCAL_PORT",
+    "NETWORKS",
+    "error_name",
+    "dispatch_error",
 ]
 
 log = logging.getLogger(__name__)

@@ -41,6 +41,12 @@ __all__ = [
     "encode",
     "encode_msgpack",
     "event_types",
+    "Verdict",
+    "EvalRole",
+    "SubmissionSkipped",
+    "RoundDue",
+    "RoundOpened",
+    "RoundDecided",
 ]
 
 Verdict = Literal["pass", "fail", "error"]

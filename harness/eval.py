@@ -46,7 +46,8 @@ import msgspec
 
 from harness import gate, score
 from harness.loadgen import RequestResult
-from harness.measure import Measurement, measure
+from harness.measure import measure
+from harness.measurement import Measurement
 from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
@@ -61,6 +62,7 @@ __all__ = [
     "flat_metrics",
     "main",
     "run_challenger",
+    "Verdict",
 ]
 
 Verdict = Literal["pass", "fail", "error"]

@@ -25,20 +25,32 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import httpx
 import msgspec
 
 from harness.loadgen import RequestResult
+from harness.measurement import Measurement
 from harness.profile import Profile
 from harness.prompts import Prompt
 from harness.sse import StreamReason
 
-if TYPE_CHECKING:
-    from harness.measure import Measurement
-
-__all__ = ["GateReason", "GateVerdict", "InconclusiveError", "Rescorer", "check"]
+__all__ = [
+    "GateReason",
+    "GateVerdict",
+    "InconclusiveError",
+    "Rescorer",
+    "check",
+    "ARGMAX_LOGPROB_TOLERANCE",
+    "REPORTED_LOGPROB_TOLERANCE",
+    "EXACT_MATCH_FLOOR",
+    "BUFFER_MIN_TOKENS",
+    "BUFFERED_SHARE",
+    "BUFFER_MIN_EVIDENCE",
+    "CLIENT_STARVED_SHARE",
+    "RESCORE_CONCURRENCY",
+]
 
 # Tolerances, from measured honest-engine divergence on the local tiny model (vLLM CPU, fp32):
 # eager vs compiled (torch.compile) servers, 2 seeds x 16 prompts x concurrency 1 and 4 x 32

@@ -47,6 +47,9 @@ __all__ = [
     "pull_pinned",
     "remove_leftovers",
     "sigterm_raises",
+    "MAX_LOG_BYTES",
+    "SANDBOX_USER",
+    "TMPFS_SIZE",
 ]
 
 LABEL = "org.arena.sandbox"

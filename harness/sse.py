@@ -18,7 +18,18 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["ChatChunk", "SSEParser", "StreamError", "StreamReason", "TokenEvent", "split_events"]
+__all__ = [
+    "ChatChunk",
+    "SSEParser",
+    "StreamError",
+    "StreamReason",
+    "TokenEvent",
+    "split_events",
+    "TokenLogprob",
+    "ChoiceLogprobs",
+    "Delta",
+    "Choice",
+]
 
 StreamReason = Literal[
     "malformed_event",  # not `data: <json>`, or JSON that is not a chat-completion chunk

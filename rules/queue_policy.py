@@ -54,6 +54,7 @@ __all__ = [
     "eval_id_for",
     "fold_queue",
     "refusal_reason",
+    "OpenRound",
 ]
 
 # What the scheduler folds. Its own outputs (RoundOpened, EvalQueued, SubmissionSkipped) are not

@@ -29,6 +29,7 @@ __all__ = [
     "hash_secret",
     "load_keys",
     "revoke_key",
+    "SECRET_PREFIX",
 ]
 
 SECRET_PREFIX = "sk-arena-"

@@ -22,7 +22,11 @@ from harness.profile import Profile, get_profile
 from harness.runner import LABEL, Sandbox, pull_pinned
 from rules.king import King, follow_crown
 
-__all__ = ["KingHost", "KingServer"]
+__all__ = [
+    "KingHost",
+    "KingServer",
+    "KING_NAME_PREFIX",
+]
 
 logger = logging.getLogger(__name__)
 KING_NAME_PREFIX = "arena-king-"

@@ -19,6 +19,10 @@ __all__ = [
     "error_body",
     "openapi_document",
     "parse_chat_request",
+    "Penalty",
+    "TextPart",
+    "Message",
+    "StreamOptions",
 ]
 
 _MAX_TOKENS = 1 << 20

@@ -60,6 +60,11 @@ __all__ = [
     "judge_sampled",
     "organic_request",
     "segment",
+    "JUDGE_SAMPLED",
+    "SEGMENT_TRIES",
+    "SEGMENT_CANDIDATES",
+    "SEGMENT_MIN_LOGPROB",
+    "OrganicRule",
 ]
 
 # Thresholds, measured on the local tiny model with this module's split and rules re-enacted over

@@ -4,7 +4,7 @@ import pytest
 
 from harness.gate import GateVerdict
 from harness.loadgen import RequestResult
-from harness.measure import Measurement
+from harness.measurement import Measurement
 from harness.prompts import Prompt
 from rules.crown import EPS_DECAY_BLOCKS, decide, eps
 from tests.harness.plain import measurement_of
