@@ -61,18 +61,17 @@ class CrownKeeper:
         self.keypair = load_validator_key(config)
         self.state = CrownState()
         self.log = LogClient()
-        self.fold = FoldLoop(self.log, INPUT_TYPES, lambda event: self.state.apply(event))
+        self.fold = FoldLoop(
+            self.log, INPUT_TYPES, lambda event: self.state.apply(event), name="crown keeper"
+        )
         self.chain = ChainClient(config.chain_url)
         self.in_place: dict[int, float] | None = None
         self.attempt = 0
         self.next_try = 0.0
         self.last_weights: WeightsSet | None = None
         self.loop = asyncio.get_running_loop().create_task(
-            self.fold.run_forever(POLL_S, self._after_step, reset=self._reset, name="crown keeper")
+            self.fold.run_forever(POLL_S, self._after_step)
         )
-
-    def _reset(self) -> None:
-        self.state = CrownState()
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:

@@ -120,7 +120,7 @@ class Scheduler:
         self.evaluator = ray.remote(evaluator_cls)
         self.state = self._new_state()
         self.log = LogClient()
-        self.fold = FoldLoop(self.log, (*INPUT_TYPES, EvalStarted), self._apply)
+        self.fold = FoldLoop(self.log, (*INPUT_TYPES, EvalStarted), self._apply, name="scheduler")
         self.chain = ChainClient(config.chain_url)
         self.attempts: dict[str, int] = {}
         # The open round's dispatch (round number, task), kept until the round closes so a round
@@ -135,7 +135,7 @@ class Scheduler:
         self.last_submission_at = time.monotonic()
         self.due_for: int | None = None
         self.loop = asyncio.get_running_loop().create_task(
-            self.fold.run_forever(POLL_S, self._after_step, reset=self._reset, name="scheduler")
+            self.fold.run_forever(POLL_S, self._after_step)
         )
 
     # --- fold ----------------------------------------------------------------------------------
@@ -157,9 +157,6 @@ class Scheduler:
             challengers_per_round=self.config.challengers_per_round,
             remeasure_every_blocks=self.profile.remeasure_every_blocks,
         )
-
-    def _reset(self) -> None:
-        self.state = self._new_state()
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:

@@ -22,6 +22,8 @@ from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
 from websocket import WebSocketException
 
+from rules.errors import ArenaError
+
 __all__ = [
     "Backoff",
     "ChainClient",
@@ -50,8 +52,10 @@ NETWORKS = {
 _TRANSPORT_ERRORS = (WebSocketException, ConnectionError, OSError, socket.timeout, BrokenPipeError)
 
 
-class ChainError(RuntimeError):
-    """Root of the errors this package raises about the chain."""
+class ChainError(ArenaError, RuntimeError):
+    """Root of the errors this package raises about the chain (refused, unreachable): worth
+    retrying. Bad input (:class:`chain.wallet.WalletError`, :class:`chain.weights.WeightsError`)
+    is not one, so a retry loop never spins on it."""
 
 
 class ChainUnavailable(ChainError):

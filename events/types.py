@@ -15,9 +15,12 @@ from typing import ClassVar, Literal, Union
 
 import msgspec
 
+from events.errors import EventDecodeError
+
 __all__ = [
     "BaselineMeasured",
     "CrownDefended",
+    "EffectFailed",
     "Event",
     "EvalFinished",
     "EvalQueued",
@@ -51,10 +54,6 @@ __all__ = [
 
 Verdict = Literal["pass", "fail", "error"]
 EvalRole = Literal["challenger", "king"]
-
-
-class EventDecodeError(ValueError):
-    """Raised when stored or received bytes are not an event this code understands."""
 
 
 class Event(msgspec.Struct, tag_field="type", tag=False, frozen=True, kw_only=True):
@@ -369,6 +368,26 @@ def decode_msgpack(data: bytes) -> list[Event]:
         raise EventDecodeError(f"not a known event: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise EventDecodeError(f"malformed event msgpack: {exc}") from exc
+
+
+# --- actors ------------------------------------------------------------------------------------
+
+
+class EffectFailed(Event, tag="EffectFailed"):
+    """An actor's effect (``read`` or ``append`` of the log, its ``on_step``) failed and is tried
+    again in ``retry_in_s``; its fold state is kept (``actors.fold_loop``)."""
+
+    actor: str
+    run_id: str  # one per run of the actor's loop
+    effect: str
+    seq: int  # the last input event folded
+    attempt: int
+    error: str
+    retry_in_s: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.actor}/{self.run_id}/{self.effect}@{self.seq}#{self.attempt}"
 
 
 # --- rounds (scheduler and crown keeper) -------------------------------------------------------

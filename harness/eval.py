@@ -45,6 +45,7 @@ import httpx
 import msgspec
 
 from harness import gate, score
+from harness.errors import HarnessError
 from harness.loadgen import RequestResult
 from harness.measure import measure
 from harness.measurement import Measurement
@@ -77,7 +78,7 @@ _NETWORK_SIGNS = (
 )
 
 
-class Disqualified(Exception):
+class Disqualified(HarnessError):
     """The challenger failed in a way the miner is to blame for; ``reason`` is the code."""
 
     def __init__(self, reason: str, message: str, logs: str = "") -> None:
@@ -86,7 +87,7 @@ class Disqualified(Exception):
         self.logs = logs
 
 
-class _BaselineFailed(Exception):
+class _BaselineFailed(HarnessError):
     """The baseline could not be measured: every eval still open in the round ends in error."""
 
     def __init__(self, message: str, logs: str = "") -> None:

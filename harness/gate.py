@@ -30,6 +30,7 @@ from typing import Literal
 import httpx
 import msgspec
 
+from harness.errors import HarnessError
 from harness.loadgen import RequestResult
 from harness.measurement import Measurement
 from harness.profile import Profile
@@ -113,7 +114,7 @@ class GateVerdict(msgspec.Struct, frozen=True, kw_only=True):
     exact_match: float = 0.0
 
 
-class InconclusiveError(RuntimeError):
+class InconclusiveError(HarnessError, RuntimeError):
     """The validator's side could not judge (see the module docstring): the verdict is unknown."""
 
 

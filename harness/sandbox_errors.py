@@ -12,10 +12,12 @@ plain exceptions, never a ``SandboxError``, so they are not blamed on the miner.
 
 from __future__ import annotations
 
+from harness.errors import HarnessError
+
 __all__ = ["ContainerDied", "ImageRejected", "SandboxError", "StartupTimeout"]
 
 
-class SandboxError(Exception):
+class SandboxError(HarnessError):
     """Base: the submission's image or container failed; ``reason`` is a short code."""
 
     def __init__(self, reason: str, message: str, logs: str = "") -> None:

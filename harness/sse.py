@@ -18,6 +18,8 @@ from typing import Literal
 
 import msgspec
 
+from harness.errors import HarnessError
+
 __all__ = [
     "ChatChunk",
     "SSEParser",
@@ -43,7 +45,7 @@ StreamReason = Literal[
 _TOKEN_ID_PREFIX = "token_id:"
 
 
-class StreamError(Exception):
+class StreamError(HarnessError):
     """A stream no honest OpenAI-compatible server would send; ``reason`` says which rule broke."""
 
     def __init__(self, reason: StreamReason, detail: str) -> None:
