@@ -46,8 +46,9 @@ from events.types import (
 )
 from harness.profile import get_profile
 from harness.sandbox_errors import ImageRejected
-from harness.sandbox_image import REGISTRY_FAULTS, parse_ref, read_image
+from harness.sandbox_image import parse_ref, read_image
 from rules.queue_policy import INPUT_TYPES, QueueState
+from rules.reasons import REGISTRY_FAULTS
 
 __all__ = [
     "Scheduler",

@@ -16,6 +16,7 @@ from typing import ClassVar, Literal, Union
 import msgspec
 
 from events.errors import EventDecodeError
+from rules.reasons import Verdict
 
 __all__ = [
     "BaselineMeasured",
@@ -44,7 +45,6 @@ __all__ = [
     "encode",
     "encode_msgpack",
     "event_types",
-    "Verdict",
     "EvalRole",
     "SubmissionSkipped",
     "RoundDue",
@@ -52,7 +52,6 @@ __all__ = [
     "RoundDecided",
 ]
 
-Verdict = Literal["pass", "fail", "error"]
 EvalRole = Literal["challenger", "king"]
 
 

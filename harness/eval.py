@@ -38,7 +38,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import docker
 import httpx
@@ -53,6 +52,7 @@ from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
+from rules.reasons import RequestFailure, Verdict
 
 __all__ = [
     "Disqualified",
@@ -63,10 +63,8 @@ __all__ = [
     "flat_metrics",
     "main",
     "run_challenger",
-    "Verdict",
 ]
 
-Verdict = Literal["pass", "fail", "error"]
 # Words in a server's own logs that tell a failed request came from a blocked network call.
 _NETWORK_SIGNS = (
     "Network is unreachable",
@@ -120,7 +118,7 @@ def flat_metrics(measurement: Measurement) -> dict[str, float]:
     }
 
 
-def classify_failure(result: RequestResult, logs: str) -> str:
+def classify_failure(result: RequestResult, logs: str) -> RequestFailure:
     """Reason code for a failed challenger request, from the loadgen's error and the logs."""
     # Network first: a blocked connection often surfaces as a slow or stalled answer.
     if any(sign in logs for sign in _NETWORK_SIGNS):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from typing import Literal
 
 import httpx
 import msgspec
@@ -35,10 +34,9 @@ from harness.loadgen import RequestResult
 from harness.measurement import Measurement
 from harness.profile import Profile
 from harness.prompts import Prompt
-from harness.sse import StreamReason
+from rules.reasons import GateReason, StreamReason
 
 __all__ = [
-    "GateReason",
     "GateVerdict",
     "InconclusiveError",
     "Rescorer",
@@ -88,19 +86,6 @@ BUFFER_MIN_EVIDENCE = 4
 CLIENT_STARVED_SHARE = 0.5
 RESCORE_CONCURRENCY = 4
 
-GateReason = Literal[
-    "ok",
-    "request_failed",
-    "malformed_stream",
-    "hang",
-    "truncated",
-    "too_many_tokens",
-    "buffered_stream",
-    "text_mismatch",
-    "off_distribution",
-    "fabricated_logprobs",
-    "exact_match_floor",
-]
 
 _STREAM_REASONS: frozenset[str] = frozenset(StreamReason.__args__) | {"empty"}
 

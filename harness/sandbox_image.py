@@ -25,7 +25,6 @@ from harness.sandbox_errors import ImageRejected
 from rules.image_ref import ImageRef, ImageRefError, is_sha256_digest, parse_pinned_ref
 
 __all__ = [
-    "REGISTRY_FAULTS",
     "ImageInfo",
     "ManifestInfo",
     "RuntimeConfig",
@@ -45,9 +44,6 @@ _INDEX_TYPES = _MANIFEST_TYPES[:2]
 # The most of a manifest (the Distribution spec's suggested limit) or of a config blob read: any
 # registry a miner names is spoken to, so no answer may take unbounded memory.
 _MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-# Rejection reasons that blame the registry's answer, not the pinned image: asking again later
-# may succeed. Every other reason is final for that digest.
-REGISTRY_FAULTS = frozenset({"registry_unreachable", "registry_error"})
 
 
 class ManifestInfo(msgspec.Struct, frozen=True):
