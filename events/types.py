@@ -468,6 +468,7 @@ class RoundDecided(Event, tag="RoundDecided"):
     king_score: float = 0.0
     king_since_block: int = 0
     king_submitted_block: int = 0
+    king_eval_id: str = ""  # added later (older logs read ""): the eval that crowned it
 
     @property
     def key(self) -> str:

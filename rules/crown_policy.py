@@ -143,20 +143,7 @@ class CrownState:
         for q, f in challengers:
             out += self._challenge(opened, q, f)
         k = self.king
-        out.append(
-            RoundDecided(round=opened.round)
-            if k is None
-            else RoundDecided(
-                round=opened.round,
-                king_hotkey=k.hotkey,
-                king_uid=k.uid,
-                king_digest=k.digest,
-                king_image=k.image,
-                king_score=k.score,
-                king_since_block=k.since_block,
-                king_submitted_block=k.submitted_block,
-            )
-        )
+        out.append(RoundDecided(round=opened.round) if k is None else k.round_decided(opened.round))
         return out
 
     def _remeasured(self, q: EvalQueued, f: EvalFinished) -> list[Event]:

@@ -1,9 +1,9 @@
 """The king: one value for who holds the crown, and the one rule for when a reign ends.
 
-The crown keeper decides (:mod:`rules.crown_policy`) and records ``KingCrowned`` and
-``KingDethroned`` made from a :class:`King`; everyone else reads the king back from those
-events with the folds below, so the crown keeper, the king's server and the gateway cannot
-disagree on who reigns:
+The crown keeper decides (:mod:`rules.crown_policy`) and records ``KingCrowned``,
+``KingDethroned`` and ``RoundDecided`` made from a :class:`King`; everyone else reads the king
+back from those events (the scheduler with :meth:`King.from_round_decided`, to re-measure it;
+the king's server and the gateway with the folds below), so none can disagree on who reigns:
 
     follow_crown(king, event)      the king after a crown event (the king's server)
     follow_serving(serving, event) where the king answers organic traffic (the gateway)
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.types import Event, KingCrowned, KingDethroned, KingServing
+from events.types import Event, KingCrowned, KingDethroned, KingServing, RoundDecided
 
 __all__ = ["King", "ends_reign", "follow_crown", "follow_serving"]
 
@@ -56,9 +56,39 @@ class King:
             submitted_block=self.submitted_block,
         )
 
+    def round_decided(self, round_no: int) -> RoundDecided:
+        """The event that closes round ``round_no`` with this king on the throne."""
+        return RoundDecided(
+            round=round_no,
+            king_hotkey=self.hotkey,
+            king_uid=self.uid,
+            king_digest=self.digest,
+            king_image=self.image,
+            king_score=self.score,
+            king_since_block=self.since_block,
+            king_submitted_block=self.submitted_block,
+            king_eval_id=self.eval_id,
+        )
+
     def dethroned(self, eval_id: str, reason: str) -> KingDethroned:
         """The event that ends this reign; ``eval_id`` names its cause."""
         return KingDethroned(hotkey=self.hotkey, digest=self.digest, eval_id=eval_id, reason=reason)
+
+    @classmethod
+    def from_round_decided(cls, event: RoundDecided) -> King | None:
+        """The king a ``RoundDecided`` names (None for an empty throne), for the scheduler."""
+        if event.king_hotkey is None:
+            return None
+        return cls(
+            hotkey=event.king_hotkey,
+            uid=event.king_uid,
+            digest=event.king_digest,
+            image=event.king_image,
+            score=event.king_score,
+            since_block=event.king_since_block,
+            submitted_block=event.king_submitted_block,
+            eval_id=event.king_eval_id,
+        )
 
     @classmethod
     def from_crowned(cls, event: KingCrowned) -> King:

@@ -46,10 +46,10 @@ from events.types import (
     SubmissionSkipped,
 )
 from rules.copy_rule import Fingerprint, FingerprintIndex, copy_of
+from rules.king import King
 
 __all__ = [
     "INPUT_TYPES",
-    "KingRef",
     "QueueState",
     "eval_id_for",
     "fold_queue",
@@ -75,17 +75,6 @@ def eval_id_for(digest: str, round_no: int) -> str:
     return f"r{round_no}-{h}"
 
 
-@dataclass(frozen=True)
-class KingRef:
-    """The king as the crown keeper last decided it."""
-
-    hotkey: str
-    uid: int
-    image: str
-    digest: str
-    submitted_block: int
-
-
 @dataclass
 class OpenRound:
     number: int
@@ -108,7 +97,7 @@ class QueueState:
     inspected: set[str] = field(default_factory=set)
     # digest -> eval id of the eval that judged it (pass or fail); never evaluated again.
     judged: dict[str, str] = field(default_factory=dict)
-    king: KingRef | None = None
+    king: King | None = None
     # eval id -> the commitment a challenger eval evaluates; submission key -> errored evals.
     sources: dict[str, SubmissionCommitted] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -262,12 +251,7 @@ class QueueState:
         if self.round is None or d.round != self.round.number:
             return
         self.round = None
-        if d.king_hotkey is None:
-            self.king = None
-        else:
-            self.king = KingRef(
-                d.king_hotkey, d.king_uid, d.king_image, d.king_digest, d.king_submitted_block
-            )
+        self.king = King.from_round_decided(d)
 
 
 def fold_queue(
