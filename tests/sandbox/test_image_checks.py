@@ -93,6 +93,21 @@ def test_oversize_image_is_refused_before_pulling(
     docker_client.images.remove(ref, force=True)
 
 
+def test_a_tag_beside_the_digest_is_inspected_and_pulled_by_the_digest(
+    sandbox_profile: Profile, docker_client, registry_addr: str
+) -> None:
+    # The chain accepts ``host/repo:tag@sha256:...``; the registry has no such tag here, so
+    # only a pull by digest can succeed (it once was refused as not_pinned, forever).
+    name, digest = _push_unique_image(docker_client, registry_addr, 16 * 1024).split("@")
+    committed = SubmissionCommitted(
+        netuid=1, uid=1, hotkey="5Tagged", block=9, image=f"{name}:v1", digest=digest
+    )
+    inspected = inspect_image(committed, sandbox_profile.max_image_bytes)
+    assert inspected is not None and (inspected.refused, inspected.digest) == ("", digest)
+    assert pull_pinned(docker_client, committed.ref, sandbox_profile).startswith("sha256:")
+    docker_client.images.remove(f"{name}@{digest}", force=True)
+
+
 def test_tampered_layer_is_refused_by_the_pull(
     sandbox_profile: Profile, docker_client, registry_addr: str
 ) -> None:
