@@ -44,6 +44,23 @@ from harness.measure import measure
 from harness.plan import PromptPlan, plan_measurement
 from harness.profile import get_profile
 
+__all__ = [
+    "TTFT_S",
+    "ITL_S",
+    "SCHEDULE_TOKENS",
+    "INGEST_TOKENS",
+    "INGEST_CONCURRENCY",
+    "SEED",
+    "AGREEMENT_ROUNDS",
+    "AGREEMENT_PROMPTS",
+    "RESULTS",
+    "ground_truth",
+    "agreement",
+    "ingest",
+    "main",
+]
+
+
 TTFT_S = 0.050
 ITL_S = 0.010
 SCHEDULE_TOKENS = 32

@@ -25,6 +25,12 @@ from harness.profile import built_image, get_profile
 from harness.runner import sigterm_raises
 from rules.crown import crowned_over_no_king
 
+__all__ = [
+    "IMAGES",
+    "main",
+]
+
+
 # image -> what it is; honest engines first, then one adversary per exploit class.
 IMAGES = {
     "baseline": "honest: the baseline itself (A/A check)",

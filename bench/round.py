@@ -60,6 +60,13 @@ __all__ = [
     "old_order_seconds",
     "round_seconds",
     "sn_h200_phases",
+    "SIZES",
+    "IMAGES",
+    "SN_H200_BASELINE_START_S",
+    "SN_H200_CHALLENGER_START_S",
+    "SN_H200_TTFT_S",
+    "SN_H200_TPOT_S",
+    "CostRow",
 ]
 
 SIZES = (1, 3, 6)
