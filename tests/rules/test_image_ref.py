@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rules.image_ref import (
@@ -126,8 +126,13 @@ noise = st.builds(
     st.none() | sha256_digests,
 )
 candidates = built | mutated() | references | noise
+# No time limits: a shared, loaded machine must not fail a property that holds.
+untimed = settings(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 
+@untimed
 @given(candidates)
 @example(f"ghcr.io/org/miner:vé@{DIGEST}")
 @example(f"ghcr.io:0/miner@{DIGEST}")
@@ -139,6 +144,7 @@ def test_the_pinned_parser_is_the_oci_grammar_narrowed(text: str) -> None:
     assert arena(parse_pinned_ref, text) == oci_pinned(text)
 
 
+@untimed
 @given(candidates)
 @example(f"ghcr.io/org/miner:v1@{DIGEST}")
 @example(f"org/miner@{DIGEST}")
@@ -146,6 +152,7 @@ def test_the_submission_parser_is_the_oci_grammar_with_a_registry_in_128_bytes(t
     assert arena(parse_submission_ref, text) == oci_submission(text)
 
 
+@untimed
 @given(candidates)
 def test_what_a_miner_may_commit_the_sandbox_pulls_by_the_same_digest(text: str) -> None:
     submitted = arena(parse_submission_ref, text)
@@ -154,6 +161,7 @@ def test_what_a_miner_may_commit_the_sandbox_pulls_by_the_same_digest(text: str)
         assert (pulled, pulled.pinned) == (submitted, f"{submitted.name}@{submitted.digest}")
 
 
+@untimed
 @given(built | references)
 def test_a_parsed_reference_prints_back_as_written(text: str) -> None:
     ref = arena(parse_pinned_ref, text)
