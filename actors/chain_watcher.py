@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from substrateinterface import Keypair
 
 from chain.client import ChainClient, ChainError
-from chain.commitment import CommitmentError, StoredCommitment, decode_fields, read_commitments
+from chain.commitment import StoredCommitment, decode_fields, read_commitments
 from chain.follow import follow_finalized
 from events.client import BaseLogClient
 from events.log import type_name
@@ -31,6 +31,7 @@ from events.types import (
     SubmissionCommitted,
     SubmissionRejected,
 )
+from rules.image_ref import ImageRefError
 
 __all__ = [
     "CHAIN_EVENT_TYPES",
@@ -40,6 +41,7 @@ __all__ = [
     "ChainWatcher",
     "WatchState",
     "start_chain_watcher",
+    "submission_event",
 ]
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ def submission_event(netuid: int, uid: int, stored: StoredCommitment) -> Event:
     """``SubmissionCommitted`` for a valid payload, else ``SubmissionRejected`` saying why."""
     try:
         ref = stored.parse()
-    except CommitmentError as exc:
+    except ImageRefError as exc:
         return SubmissionRejected(
             netuid=netuid,
             hotkey=stored.hotkey,

@@ -1,6 +1,6 @@
 """CrownKeeper actor: applies the crown rule to finished rounds and keeps weights on chain.
 
-Decisions come from :mod:`actors.crown_policy` (a fold over input events only). The one effect
+Decisions come from :mod:`rules.crown_policy` (a fold over input events only). The one effect
 is weights, kept by :class:`actors.weights_keeper.WeightsKeeper`: set when the king changes and
 refreshed on the chain's schedule while it does not (committed and revealed where the subnet
 runs commit-reveal), each attempt recorded as ``WeightsSet``. The keeper folds its own past
@@ -15,7 +15,6 @@ from typing import Any
 
 from substrateinterface import Keypair
 
-from actors.crown_policy import INPUT_TYPES, CrownState
 from actors.fold_loop import FoldLoop
 from actors.log_client import LogClient
 from actors.validator_config import ValidatorConfig
@@ -24,8 +23,13 @@ from chain.client import ChainClient
 from chain.wallet import dev_keypair, load_wallet
 from events.log import type_name
 from events.types import Event, WeightsSet
+from rules.crown_policy import INPUT_TYPES, CrownState
 
-__all__ = ["CrownKeeper", "load_validator_key"]
+__all__ = [
+    "CrownKeeper",
+    "load_validator_key",
+    "POLL_S",
+]
 
 POLL_S = 1.0
 
@@ -50,17 +54,15 @@ class CrownKeeper:
         self.keypair = load_validator_key(config)
         self.state = CrownState()
         self.log = LogClient()
-        self.fold = FoldLoop(self.log, INPUT_TYPES, lambda event: self.state.apply(event))
+        self.fold = FoldLoop(
+            self.log, INPUT_TYPES, lambda event: self.state.apply(event), name="crown keeper"
+        )
         self.chain = ChainClient(config.chain_url)
         self.weights: WeightsKeeper | None = None
         self.last_weights: WeightsSet | None = None
         self.loop = asyncio.get_running_loop().create_task(
-            self.fold.run_forever(POLL_S, self._after_step, reset=self._reset, name="crown keeper")
+            self.fold.run_forever(POLL_S, self._after_step)
         )
-
-    def _reset(self) -> None:
-        self.state = CrownState()
-        self.weights = None
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:

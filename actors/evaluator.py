@@ -28,7 +28,7 @@ from actors.log_client import LogClient
 from actors.placement import evaluator_options
 from events.types import BaselineMeasured, EvalFinished, EvalStarted, Event
 from harness.eval import EvalReport, evaluate_round, flat_metrics
-from harness.measure import Measurement
+from harness.measurement import Measurement
 from harness.profile import Profile, get_profile
 from harness.runner import remove_leftovers
 

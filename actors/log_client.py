@@ -18,6 +18,7 @@ from ray.exceptions import RayActorError
 
 from actors.event_log import ACTOR_NAME, NAMESPACE
 from events.client import FOLLOW_POLL_S, BaseLogClient, LocalLogClient
+from events.errors import EventLogError
 from events.recorded import Recorded, decode_recorded
 from events.types import Event, encode_msgpack
 
@@ -27,7 +28,7 @@ _REPLAY_PAGE = 10_000
 _BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-class LogUnavailableError(RuntimeError):
+class LogUnavailableError(EventLogError, RuntimeError):
     """Raised when the log actor stayed unreachable for the client's whole ``retry_s``."""
 
 

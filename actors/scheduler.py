@@ -1,6 +1,6 @@
 """Scheduler actor: folds submissions into rounds and hands each open round to an Evaluator.
 
-Decisions (rounds, ``EvalQueued``, skipped submissions) come from :mod:`actors.queue_policy`;
+Decisions (rounds, ``EvalQueued``, skipped submissions) come from :mod:`rules.queue_policy`;
 this actor only adds the effects around them:
 - inspection: each queued commitment's manifest and config are read from its registry (no
   pull) and logged as ``ImageInspected``, the fingerprint the copy rule compares; a registry
@@ -33,7 +33,6 @@ from actors.eval_attempt import EvalAttempt, encode_attempts
 from actors.fold_loop import FoldLoop
 from actors.log_client import LogClient
 from actors.placement import NAMESPACE, actor_name, evaluator_options
-from actors.queue_policy import INPUT_TYPES, QueueState
 from actors.validator_config import ValidatorConfig
 from chain.client import ChainClient, ChainError
 from events.types import (
@@ -47,9 +46,17 @@ from events.types import (
 )
 from harness.profile import get_profile
 from harness.sandbox_errors import ImageRejected
-from harness.sandbox_image import REGISTRY_FAULTS, parse_ref, read_image
+from harness.sandbox_image import parse_ref, read_image
+from rules.queue_policy import INPUT_TYPES, QueueState
+from rules.reasons import REGISTRY_FAULTS
 
-__all__ = ["Scheduler", "evaluator_name", "inspect_image", "next_attempts"]
+__all__ = [
+    "Scheduler",
+    "evaluator_name",
+    "inspect_image",
+    "next_attempts",
+    "POLL_S",
+]
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -114,7 +121,7 @@ class Scheduler:
         self.evaluator = ray.remote(evaluator_cls)
         self.state = self._new_state()
         self.log = LogClient()
-        self.fold = FoldLoop(self.log, (*INPUT_TYPES, EvalStarted), self._apply)
+        self.fold = FoldLoop(self.log, (*INPUT_TYPES, EvalStarted), self._apply, name="scheduler")
         self.chain = ChainClient(config.chain_url)
         self.attempts: dict[str, int] = {}
         # The open round's dispatch (round number, task), kept until the round closes so a round
@@ -129,7 +136,7 @@ class Scheduler:
         self.last_submission_at = time.monotonic()
         self.due_for: int | None = None
         self.loop = asyncio.get_running_loop().create_task(
-            self.fold.run_forever(POLL_S, self._after_step, reset=self._reset, name="scheduler")
+            self.fold.run_forever(POLL_S, self._after_step)
         )
 
     # --- fold ----------------------------------------------------------------------------------
@@ -151,9 +158,6 @@ class Scheduler:
             challengers_per_round=self.config.challengers_per_round,
             remeasure_every_blocks=self.profile.remeasure_every_blocks,
         )
-
-    def _reset(self) -> None:
-        self.state = self._new_state()
 
     async def _after_step(self) -> None:
         if not self.fold.caught_up:

@@ -16,7 +16,16 @@ from actors.event_log import get_or_create_event_log
 from actors.placement import NAMESPACE, actor_name, service_options
 from actors.validator_config import ValidatorConfig
 
-__all__ = ["ROLES", "ActorStatus", "get", "pid_of", "start", "status", "stop"]
+__all__ = [
+    "ROLES",
+    "ActorStatus",
+    "get",
+    "pid_of",
+    "start",
+    "status",
+    "stop",
+    "FORWARDED_ENV",
+]
 
 # Start order; stop goes the other way so nothing writes to a log that is gone.
 ROLES = ("event_log", "chain_watcher", "scheduler", "crown_keeper")

@@ -24,6 +24,17 @@ from chain.commitment import commit_image
 from chain.localnet import SubnetParams, advance_blocks, bootstrap_subnet, dev_accounts
 from events.types import Event, SubmissionCommitted
 
+__all__ = [
+    "SIZES",
+    "COMMITS",
+    "EMPTY_BLOCKS",
+    "RESULTS",
+    "DIGEST",
+    "measure",
+    "main",
+]
+
+
 SIZES = (64, 256)
 COMMITS = 3
 EMPTY_BLOCKS = 5

@@ -41,6 +41,25 @@ from rich.table import Table
 from events.log import EventLog
 from events.types import EvalFinished
 
+__all__ = [
+    "RESULTS",
+    "BATCH",
+    "HOTKEYS",
+    "TARGETS",
+    "DUCKDB_HISTORY",
+    "SQLITE_HISTORY",
+    "arena_event",
+    "Row",
+    "Clock",
+    "batches",
+    "ArenaStore",
+    "EventsourcingStore",
+    "run",
+    "report",
+    "main",
+]
+
+
 RESULTS = Path(__file__).resolve().parent / "results" / "event_log.json"
 BATCH = 1_000
 HOTKEYS = 256

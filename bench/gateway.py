@@ -34,6 +34,15 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+__all__ = [
+    "REPO",
+    "MODEL",
+    "FIRST_TOKEN",
+    "PathResult",
+    "main",
+]
+
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "arena-tiny"
 FIRST_TOKEN = b'"content":"t0 '

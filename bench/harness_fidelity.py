@@ -39,10 +39,27 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from harness.local_vllm import start_vllm
 from harness.measure import measure
 from harness.plan import PromptPlan, plan_measurement
 from harness.profile import get_profile
-from tests.fixtures.vllm import start_vllm
+
+__all__ = [
+    "TTFT_S",
+    "ITL_S",
+    "SCHEDULE_TOKENS",
+    "INGEST_TOKENS",
+    "INGEST_CONCURRENCY",
+    "SEED",
+    "AGREEMENT_ROUNDS",
+    "AGREEMENT_PROMPTS",
+    "RESULTS",
+    "ground_truth",
+    "agreement",
+    "ingest",
+    "main",
+]
+
 
 TTFT_S = 0.050
 ITL_S = 0.010

@@ -4,7 +4,7 @@
 
 One ``harness.eval.evaluate_round`` on the ``local`` profile, the baseline kept up and measured
 between challengers. For each image: verdict, reason, score, noise, and whether the crown rule
-would crown it over no king (``harness.crown.decide``). Honest engines must pass; the baseline
+would crown it over no king (``rules.crown.decide``). Honest engines must pass; the baseline
 itself and the reference miner must score within the noise; no adversary may be crowned.
 Prints a rich table and writes JSON under bench/results/.
 """
@@ -20,10 +20,16 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import write_result
-from harness.crown import crowned_over_no_king
 from harness.eval import EvalReport, evaluate_round
 from harness.profile import built_image, get_profile
 from harness.runner import sigterm_raises
+from rules.crown import crowned_over_no_king
+
+__all__ = [
+    "IMAGES",
+    "main",
+]
+
 
 # image -> what it is; honest engines first, then one adversary per exploit class.
 IMAGES = {

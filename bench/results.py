@@ -9,6 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "RESULTS",
+    "write_result",
+]
+
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -47,7 +47,7 @@ from rich.table import Table
 
 from bench.results import write_result
 from harness.eval import EvalReport, evaluate, evaluate_round
-from harness.measure import Measurement
+from harness.measurement import Measurement
 from harness.profile import Profile, built_image, get_profile
 from harness.runner import LABEL
 
@@ -62,6 +62,13 @@ __all__ = [
     "old_order_seconds",
     "round_seconds",
     "sn_h200_phases",
+    "SIZES",
+    "IMAGES",
+    "SN_H200_BASELINE_START_S",
+    "SN_H200_CHALLENGER_START_S",
+    "SN_H200_TTFT_S",
+    "SN_H200_TPOT_S",
+    "CostRow",
 ]
 
 SIZES = (1, 3, 6)

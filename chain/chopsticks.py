@@ -19,6 +19,8 @@ from pathlib import Path
 
 from websocket import WebSocketException, create_connection
 
+from rules.errors import ArenaError
+
 __all__ = [
     "ChopsticksError",
     "DevChain",
@@ -26,13 +28,14 @@ __all__ = [
     "find_chopsticks",
     "free_port",
     "start_chopsticks",
+    "SPEC_NAME",
 ]
 
 SPEC_NAME = "raonet-spec218.json"
 _REPO = Path(__file__).resolve().parent.parent
 
 
-class ChopsticksError(RuntimeError):
+class ChopsticksError(ArenaError, RuntimeError):
     """chopsticks or the chain spec is missing, or the node did not start."""
 
 

@@ -22,6 +22,8 @@ from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
 from websocket import WebSocketException
 
+from rules.errors import ArenaError
+
 __all__ = [
     "Backoff",
     "ChainClient",
@@ -31,6 +33,10 @@ __all__ = [
     "ExtrinsicRejected",
     "ExtrinsicResult",
     "resolve_network",
+    "DEFAULT_LOCAL_PORT",
+    "NETWORKS",
+    "error_name",
+    "dispatch_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,8 +52,10 @@ NETWORKS = {
 _TRANSPORT_ERRORS = (WebSocketException, ConnectionError, OSError, socket.timeout, BrokenPipeError)
 
 
-class ChainError(RuntimeError):
-    """Root of the errors this package raises about the chain."""
+class ChainError(ArenaError, RuntimeError):
+    """Root of the errors this package raises about the chain (refused, unreachable): worth
+    retrying. Bad input (:class:`chain.wallet.WalletError`, :class:`chain.weights.WeightsError`)
+    is not one, so a retry loop never spins on it."""
 
 
 class ChainUnavailable(ChainError):

@@ -21,6 +21,7 @@ __all__ = [
     "dev_miner",
     "jump_blocks",
     "next_epoch_block",
+    "TAO",
 ]
 
 TAO = 10**9

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from substrateinterface import Keypair
 
+from rules.errors import ArenaError
+
 __all__ = [
     "DEFAULT_WALLETS_DIR",
     "Wallet",
@@ -27,7 +29,7 @@ __all__ = [
 DEFAULT_WALLETS_DIR = Path("~/.bittensor/wallets").expanduser()
 
 
-class WalletError(ValueError):
+class WalletError(ArenaError, ValueError):
     """A wallet file is missing, unreadable or malformed; messages name the file, never a secret."""
 
 

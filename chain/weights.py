@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from substrateinterface import Keypair
 
 from chain.client import ChainClient, ChainError
+from rules.errors import ArenaError
 
 __all__ = [
     "U16_MAX",
@@ -35,7 +36,7 @@ __all__ = [
 U16_MAX = 65535
 
 
-class WeightsError(ValueError):
+class WeightsError(ArenaError, ValueError):
     """Scores cannot be turned into weights the subnet accepts."""
 
 

@@ -19,8 +19,9 @@ def status(
 ) -> None:
     """Print every neuron of the subnet with its stake, permit, axon and commitment."""
     from chain.client import ChainClient, ChainError, resolve_network
-    from chain.commitment import CommitmentError, read_commitments
+    from chain.commitment import read_commitments
     from chain.metagraph import read_metagraph
+    from rules.image_ref import ImageRefError
 
     try:
         with ChainClient(resolve_network(network)) as client:
@@ -42,7 +43,7 @@ def status(
         else:
             try:
                 commitment = f"{stored.parse()} ({stored.block})"
-            except CommitmentError as exc:
+            except ImageRefError as exc:
                 commitment = f"[red]invalid: {exc.reason}[/red] ({stored.block})"
         table.add_row(
             str(n.uid),

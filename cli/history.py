@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rules.errors import ArenaError
+
 DEFAULT_LOG = Path(__file__).resolve().parents[1] / ".arena" / "events.duckdb"
 
 LogOption = Annotated[
@@ -50,7 +52,7 @@ class Reader(Protocol):
     ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
 
-class HistoryError(Exception):
+class HistoryError(ArenaError):
     """The log could not be reached; the message says where it looked and what to do."""
 
 

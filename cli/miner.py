@@ -15,7 +15,9 @@ console = Console()
 
 @app.command()
 def commit(
-    image: str = typer.Option(..., help="registry/path[:tag], e.g. ghcr.io/me/miner:v1"),
+    image: str = typer.Option(
+        ..., help="registry/path[:tag], e.g. ghcr.io/me/miner (a tag is kept; the digest is pulled)"
+    ),
     digest: str = typer.Option(..., help="sha256:<64 hex> of the image manifest"),
     netuid: int = typer.Option(..., help="subnet to submit to"),
     network: str = typer.Option("local", help="local, finney, test or a ws:// URL"),
@@ -26,13 +28,14 @@ def commit(
 ) -> None:
     """Validate the reference, check the hotkey is registered, commit, and print the block."""
     from chain.client import ChainClient, ChainError, resolve_network
-    from chain.commitment import CommitmentError, commit_image, parse_image_ref
+    from chain.commitment import commit_image
     from chain.metagraph import read_neuron_uid
     from chain.wallet import WalletError, dev_keypair, load_wallet
+    from rules.image_ref import ImageRefError, parse_submission_ref
 
     try:
-        ref = parse_image_ref(f"{image}@{digest}")
-    except CommitmentError as exc:
+        ref = parse_submission_ref(f"{image}@{digest}")
+    except ImageRefError as exc:
         raise typer.BadParameter(f"{image}@{digest}: {exc}") from None
     try:
         if hotkey_uri:

@@ -37,6 +37,7 @@ from events.types import (
     WeightsSet,
 )
 from harness.profile import repo_root
+from rules.errors import ArenaError
 
 __all__ = ["MINERS", "LocalSubnetRun", "Outcome", "subnet"]
 
@@ -50,7 +51,7 @@ EXAMPLE_SQL = (
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-class SubnetError(RuntimeError):
+class SubnetError(ArenaError, RuntimeError):
     """A step of the local subnet could not be done; the message says which and what to do."""
 
 

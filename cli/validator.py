@@ -9,15 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.crown_policy import INPUT_TYPES as CROWN_INPUTS
-from actors.crown_policy import CrownState
-from actors.queue_policy import INPUT_TYPES as QUEUE_INPUTS
-from actors.queue_policy import QueueState
 from actors.validator_config import ValidatorConfig
 from actors.weights_policy import NO_KING_POLICIES
 from events.client import BaseLogClient, LocalLogClient
 from events.log import EventLog, type_name
 from events.types import EvalFinished, Event, WeightsSet
+from rules.crown_policy import INPUT_TYPES as CROWN_INPUTS
+from rules.crown_policy import CrownState
+from rules.queue_policy import INPUT_TYPES as QUEUE_INPUTS
+from rules.queue_policy import QueueState
 
 app = typer.Typer(help="validator commands", no_args_is_help=True)
 console = Console()

@@ -23,7 +23,11 @@ from events.log import EventLog
 from events.recorded import Recorded
 from events.types import Event
 
-__all__ = ["BaseLogClient", "LocalLogClient"]
+__all__ = [
+    "BaseLogClient",
+    "LocalLogClient",
+    "FOLLOW_POLL_S",
+]
 
 FOLLOW_POLL_S = 30.0
 

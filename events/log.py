@@ -37,6 +37,7 @@ import duckdb
 import msgspec
 import numpy as np
 
+from events.errors import EventLogError
 from events.journal import Journal, JournalRow, KeyFilter, pair_hashes
 from events.projections import create_views
 from events.recorded import Recorded
@@ -92,10 +93,6 @@ _FOLD_AT = 1_000
 _REPLAY_CHUNK = 20_000
 _READ_ONLY_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class EventLogError(Exception):
-    """Root of the event log's own errors."""
 
 
 class LogLockedError(EventLogError):

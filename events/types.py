@@ -15,9 +15,13 @@ from typing import ClassVar, Literal, Union
 
 import msgspec
 
+from events.errors import EventDecodeError
+from rules.reasons import Verdict
+
 __all__ = [
     "BaselineMeasured",
     "CrownDefended",
+    "EffectFailed",
     "Event",
     "EvalFinished",
     "EvalQueued",
@@ -43,18 +47,25 @@ __all__ = [
     "encode",
     "encode_msgpack",
     "event_types",
+    "EvalRole",
+    "SubmissionSkipped",
+    "RoundDue",
+    "RoundOpened",
+    "RoundDecided",
 ]
 
-Verdict = Literal["pass", "fail", "error"]
 EvalRole = Literal["challenger", "king"]
 
 
-class EventDecodeError(ValueError):
-    """Raised when stored or received bytes are not an event this code understands."""
+class Event(msgspec.Struct, tag_field="type", tag=False, frozen=True, kw_only=True):
+    """Base of every event. ``v`` is the schema version the writer used.
 
-
-class Event(msgspec.Struct, tag_field="type", tag=True, frozen=True, kw_only=True):
-    """Base of every event. ``v`` is the schema version the writer used."""
+    Each event class names its stored tag explicitly (``class KingCrowned(Event,
+    tag="KingCrowned")``): the tag is what every stored log holds in its ``type`` column, so it
+    never follows a rename of the class. A class without one cannot join the union (msgspec
+    refuses to decode untagged members), and ``tests/events/test_golden.py`` holds one encoded
+    event of each tag that must keep decoding.
+    """
 
     VERSION: ClassVar[int] = 1
     v: int = 1
@@ -68,7 +79,7 @@ class Event(msgspec.Struct, tag_field="type", tag=True, frozen=True, kw_only=Tru
 # --- chain -----------------------------------------------------------------------------------
 
 
-class MinerRegistered(Event):
+class MinerRegistered(Event, tag="MinerRegistered"):
     netuid: int
     uid: int
     hotkey: str
@@ -80,7 +91,7 @@ class MinerRegistered(Event):
         return f"{self.netuid}/{self.uid}/{self.hotkey}@{self.block}"
 
 
-class MinerDeregistered(Event):
+class MinerDeregistered(Event, tag="MinerDeregistered"):
     netuid: int
     uid: int
     hotkey: str
@@ -91,7 +102,7 @@ class MinerDeregistered(Event):
         return f"{self.netuid}/{self.uid}/{self.hotkey}@{self.block}"
 
 
-class HotkeySwapped(Event):
+class HotkeySwapped(Event, tag="HotkeySwapped"):
     """The neuron at ``uid`` changed hotkey by ``swap_hotkey``: same neuron, same coldkey."""
 
     netuid: int
@@ -105,7 +116,7 @@ class HotkeySwapped(Event):
         return f"{self.netuid}/{self.uid}/{self.old_hotkey}->{self.new_hotkey}@{self.block}"
 
 
-class SubmissionCommitted(Event):
+class SubmissionCommitted(Event, tag="SubmissionCommitted"):
     """A miner committed ``image@sha256:digest`` on chain at ``block``."""
 
     netuid: int
@@ -124,7 +135,7 @@ class SubmissionCommitted(Event):
         return f"{self.image}@{self.digest}"
 
 
-class SubmissionRejected(Event):
+class SubmissionRejected(Event, tag="SubmissionRejected"):
     """A commitment that failed validation; ``raw`` is what was on chain, ``reason`` why."""
 
     netuid: int
@@ -141,7 +152,7 @@ class SubmissionRejected(Event):
 # --- evaluation ------------------------------------------------------------------------------
 
 
-class EvalQueued(Event):
+class EvalQueued(Event, tag="EvalQueued"):
     """The scheduler decided to evaluate ``image@digest`` for ``hotkey`` in a round."""
 
     eval_id: str
@@ -157,7 +168,7 @@ class EvalQueued(Event):
         return self.eval_id
 
 
-class EvalStarted(Event):
+class EvalStarted(Event, tag="EvalStarted"):
     eval_id: str
     attempt: int
     worker: str
@@ -167,7 +178,7 @@ class EvalStarted(Event):
         return f"{self.eval_id}#{self.attempt}"
 
 
-class BaselineMeasured(Event):
+class BaselineMeasured(Event, tag="BaselineMeasured"):
     """One baseline pass of an eval; ``phase`` is ``before`` or ``after`` the challenger."""
 
     eval_id: str
@@ -179,7 +190,7 @@ class BaselineMeasured(Event):
         return f"{self.eval_id}/{self.phase}"
 
 
-class EvalFinished(Event):
+class EvalFinished(Event, tag="EvalFinished"):
     eval_id: str
     hotkey: str
     digest: str
@@ -198,7 +209,7 @@ class EvalFinished(Event):
 # --- crown and weights -----------------------------------------------------------------------
 
 
-class KingCrowned(Event):
+class KingCrowned(Event, tag="KingCrowned"):
     hotkey: str
     digest: str
     image: str
@@ -206,13 +217,16 @@ class KingCrowned(Event):
     block: int
     eval_id: str
     previous_hotkey: str | None = None
+    # Added later (defaults read older logs): the rest of the king's record (rules.king.King).
+    uid: int = -1
+    submitted_block: int = 0
 
     @property
     def key(self) -> str:
         return self.eval_id
 
 
-class CrownDefended(Event):
+class CrownDefended(Event, tag="CrownDefended"):
     hotkey: str
     score: float
     challenger_eval_id: str
@@ -222,7 +236,7 @@ class CrownDefended(Event):
         return self.challenger_eval_id
 
 
-class KingDethroned(Event):
+class KingDethroned(Event, tag="KingDethroned"):
     hotkey: str
     digest: str
     eval_id: str
@@ -233,7 +247,7 @@ class KingDethroned(Event):
         return self.eval_id
 
 
-class WeightsSet(Event):
+class WeightsSet(Event, tag="WeightsSet"):
     netuid: int
     uids: list[int]
     weights: list[int]
@@ -251,7 +265,7 @@ class WeightsSet(Event):
         return f"{self.netuid}@{self.block}#{self.attempt}"
 
 
-class WeightsCommitted(Event):
+class WeightsCommitted(Event, tag="WeightsCommitted"):
     """Under commit-reveal, a commit of these weights landed at ``block``: what its reveal needs.
 
     The salt stays in the log so that a crown keeper restarted between commit and reveal still
@@ -276,7 +290,7 @@ class WeightsCommitted(Event):
 # --- organic traffic ---------------------------------------------------------------------------
 
 
-class KingServing(Event):
+class KingServing(Event, tag="KingServing"):
     """The king's container answers organic traffic at ``endpoint``.
 
     A restarted server gets a new endpoint for the same crown, so the endpoint is part of the key.
@@ -292,7 +306,7 @@ class KingServing(Event):
         return f"{self.hotkey}/{self.digest}@{self.since_block}->{self.endpoint}"
 
 
-class OrganicWindow(Event):
+class OrganicWindow(Event, tag="OrganicWindow"):
     """Gateway usage for one API key over one minute (``minute`` is a unix minute)."""
 
     key_id: str
@@ -308,7 +322,7 @@ class OrganicWindow(Event):
         return f"{self.key_id}@{self.minute}/{self.upstream}"
 
 
-class OrganicChecked(Event):
+class OrganicChecked(Event, tag="OrganicChecked"):
     """The gateway re-scored one of the king's organic answers on the reference engine.
 
     ``rule`` is how it was judged (``serve_apps.organic_check``): ``greedy`` (temperature 0):
@@ -395,10 +409,30 @@ def decode_msgpack(data: bytes) -> list[Event]:
         raise EventDecodeError(f"malformed event msgpack: {exc}") from exc
 
 
+# --- actors ------------------------------------------------------------------------------------
+
+
+class EffectFailed(Event, tag="EffectFailed"):
+    """An actor's effect (``read`` or ``append`` of the log, its ``on_step``) failed and is tried
+    again in ``retry_in_s``; its fold state is kept (``actors.fold_loop``)."""
+
+    actor: str
+    run_id: str  # one per run of the actor's loop
+    effect: str
+    seq: int  # the last input event folded
+    attempt: int
+    error: str
+    retry_in_s: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.actor}/{self.run_id}/{self.effect}@{self.seq}#{self.attempt}"
+
+
 # --- rounds (scheduler and crown keeper) -------------------------------------------------------
 
 
-class SubmissionSkipped(Event):
+class SubmissionSkipped(Event, tag="SubmissionSkipped"):
     """The scheduler will not evaluate this commitment; ``reason`` says why."""
 
     hotkey: str
@@ -411,7 +445,7 @@ class SubmissionSkipped(Event):
         return f"{self.hotkey}@{self.block}"
 
 
-class ImageInspected(Event):
+class ImageInspected(Event, tag="ImageInspected"):
     """The registry's answer for the image committed by ``hotkey`` at ``block``, before a pull.
 
     ``config_digest`` and ``runtime_digest`` (its layers in order plus how it runs: command,
@@ -435,7 +469,7 @@ class ImageInspected(Event):
         return f"{self.hotkey}@{self.block}"
 
 
-class RoundDue(Event):
+class RoundDue(Event, tag="RoundDue"):
     """The scheduler's clock: round ``round`` may open now, seeded by the hash of chain ``block``.
 
     Recorded before it is folded, so the submissions a round takes are fixed by the log's order.
@@ -450,7 +484,7 @@ class RoundDue(Event):
         return f"{self.round}@{self.block}"
 
 
-class RoundOpened(Event):
+class RoundOpened(Event, tag="RoundOpened"):
     """Round ``round`` evaluates ``eval_ids`` (the king's re-measurement among them)."""
 
     round: int
@@ -463,7 +497,7 @@ class RoundOpened(Event):
         return str(self.round)
 
 
-class RoundDecided(Event):
+class RoundDecided(Event, tag="RoundDecided"):
     """The crown keeper applied the crown rule to round ``round``; the king after it, if any."""
 
     round: int
@@ -474,6 +508,7 @@ class RoundDecided(Event):
     king_score: float = 0.0
     king_since_block: int = 0
     king_submitted_block: int = 0
+    king_eval_id: str = ""  # added later (older logs read ""): the eval that crowned it
 
     @property
     def key(self) -> str:
@@ -483,7 +518,7 @@ class RoundDecided(Event):
 # --- live-endpoint mode (miners serve their own endpoints; see live/) -------------------------
 
 
-class LiveChallengeScored(Event):
+class LiveChallengeScored(Event, tag="LiveChallengeScored"):
     """A validator's verdict on one request it sent to a miner's endpoint.
 
     ``kind`` is ``synthetic`` (a generated challenge) or ``organic`` (a forwarded user request);
@@ -512,7 +547,7 @@ class LiveChallengeScored(Event):
         return self.request_id
 
 
-class LiveWeightsComputed(Event):
+class LiveWeightsComputed(Event, tag="LiveWeightsComputed"):
     """Weights a live-mode validator derived from its miners' averages at chain ``block``."""
 
     validator: str

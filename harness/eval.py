@@ -42,21 +42,23 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import docker
 import httpx
 import msgspec
 
 from harness import gate, score
+from harness.errors import HarnessError
 from harness.loadgen import RequestResult
-from harness.measure import Measurement, measure
+from harness.measure import measure
+from harness.measurement import Measurement
 from harness.plan import PromptPlan, plan_measurement
 from harness.profile import Profile, get_profile
 from harness.runner import Sandbox, assigned_gpus, container_spec, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
 from harness.sandbox_image import require_pinned_baseline
 from harness.weights import ModelMismatch, fingerprint, require_model
+from rules.reasons import RequestFailure, Verdict
 
 __all__ = [
     "Disqualified",
@@ -71,7 +73,6 @@ __all__ = [
     "run_challenger",
 ]
 
-Verdict = Literal["pass", "fail", "error"]
 # Words in a server's own logs that tell a failed request came from a blocked network call.
 _NETWORK_SIGNS = (
     "Network is unreachable",
@@ -83,7 +84,7 @@ _NETWORK_SIGNS = (
 )
 
 
-class Disqualified(Exception):
+class Disqualified(HarnessError):
     """The challenger failed in a way the miner is to blame for; ``reason`` is the code."""
 
     def __init__(self, reason: str, message: str, logs: str = "") -> None:
@@ -92,7 +93,7 @@ class Disqualified(Exception):
         self.logs = logs
 
 
-class _BaselineFailed(Exception):
+class _BaselineFailed(HarnessError):
     """The baseline could not be measured: every eval still open in the round ends in error."""
 
     def __init__(self, message: str, logs: str = "") -> None:
@@ -125,7 +126,7 @@ def flat_metrics(measurement: Measurement) -> dict[str, float]:
     }
 
 
-def classify_failure(result: RequestResult, logs: str) -> str:
+def classify_failure(result: RequestResult, logs: str) -> RequestFailure:
     """Reason code for a failed challenger request, from the loadgen's error and the logs."""
     # Network first: a blocked connection often surfaces as a slow or stalled answer.
     if any(sign in logs for sign in _NETWORK_SIGNS):

@@ -25,20 +25,31 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from typing import TYPE_CHECKING, Literal
 
 import httpx
 import msgspec
 
+from harness.errors import HarnessError
 from harness.loadgen import RequestResult
+from harness.measurement import Measurement
 from harness.profile import Profile
 from harness.prompts import Prompt
-from harness.sse import StreamReason
+from rules.reasons import GateReason, StreamReason
 
-if TYPE_CHECKING:
-    from harness.measure import Measurement
-
-__all__ = ["GateReason", "GateVerdict", "InconclusiveError", "Rescorer", "check"]
+__all__ = [
+    "GateVerdict",
+    "InconclusiveError",
+    "Rescorer",
+    "check",
+    "ARGMAX_LOGPROB_TOLERANCE",
+    "REPORTED_LOGPROB_TOLERANCE",
+    "EXACT_MATCH_FLOOR",
+    "BUFFER_MIN_TOKENS",
+    "BUFFERED_SHARE",
+    "BUFFER_MIN_EVIDENCE",
+    "CLIENT_STARVED_SHARE",
+    "RESCORE_CONCURRENCY",
+]
 
 # Tolerances, from measured honest-engine divergence on the local tiny model (vLLM CPU, fp32):
 # eager vs compiled (torch.compile) servers, 2 seeds x 16 prompts x concurrency 1 and 4 x 32
@@ -75,19 +86,6 @@ BUFFER_MIN_EVIDENCE = 4
 CLIENT_STARVED_SHARE = 0.5
 RESCORE_CONCURRENCY = 4
 
-GateReason = Literal[
-    "ok",
-    "request_failed",
-    "malformed_stream",
-    "hang",
-    "truncated",
-    "too_many_tokens",
-    "buffered_stream",
-    "text_mismatch",
-    "off_distribution",
-    "fabricated_logprobs",
-    "exact_match_floor",
-]
 
 _STREAM_REASONS: frozenset[str] = frozenset(StreamReason.__args__) | {"empty"}
 
@@ -101,7 +99,7 @@ class GateVerdict(msgspec.Struct, frozen=True, kw_only=True):
     exact_match: float = 0.0
 
 
-class InconclusiveError(RuntimeError):
+class InconclusiveError(HarnessError, RuntimeError):
     """The validator's side could not judge (see the module docstring): the verdict is unknown."""
 
 

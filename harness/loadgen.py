@@ -24,7 +24,14 @@ from harness.aiohttp_transport import AiohttpTransport
 from harness.prompts import Prompt
 from harness.sse import SSEParser, StreamError
 
-__all__ = ["RequestResult", "chat_request_body", "make_client", "run_level", "send_request"]
+__all__ = [
+    "RequestResult",
+    "chat_request_body",
+    "make_client",
+    "run_level",
+    "send_request",
+    "TOP_LOGPROBS",
+]
 
 # How far past stall_timeout_s a stall may be noticed; see _stream.
 _STALL_SLACK_S = 0.5

@@ -16,7 +16,14 @@ from typing import Protocol
 
 import msgspec
 
-__all__ = ["CorpusPromptSource", "Prompt", "PromptSource", "sample_prompts"]
+__all__ = [
+    "CorpusPromptSource",
+    "Prompt",
+    "PromptSource",
+    "sample_prompts",
+    "CORPUS",
+    "CHARS_PER_TOKEN",
+]
 
 CORPUS = Path(__file__).parent / "data" / "corpus.txt"
 # English prose runs about four characters per token for BPE tokenizers; input lengths are

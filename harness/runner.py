@@ -53,6 +53,9 @@ __all__ = [
     "pull_pinned",
     "remove_leftovers",
     "sigterm_raises",
+    "MAX_LOG_BYTES",
+    "SANDBOX_USER",
+    "TMPFS_SIZE",
 ]
 
 LABEL = "org.arena.sandbox"
@@ -113,10 +116,10 @@ def pull_pinned(client: docker.DockerClient, ref: str, profile: Profile) -> str:
     except docker.errors.APIError as exc:
         raise ImageRejected("pull_failed", f"pulling {ref} failed: {exc.explanation}") from exc
     try:
-        image = client.images.get(str(image_ref))
+        image = client.images.get(image_ref.pinned)
     except docker.errors.ImageNotFound as exc:
         raise ImageRejected("pull_failed", f"{ref} is not present after its pull") from exc
-    if str(image_ref) not in image.attrs.get("RepoDigests", []):
+    if image_ref.pinned not in image.attrs.get("RepoDigests", []):
         raise ImageRejected("digest_mismatch", f"the engine does not list {ref} as pulled")
     return image.id
 

@@ -5,20 +5,24 @@
     ├── ContainerDied                 exited before or while serving (crash, oom, fork bomb...)
     └── StartupTimeout                never answered ``/health`` within the startup timeout
 
-``reason`` is the machine-readable code that ends up in ``EvalFinished.reason``; the message
+``reason`` is the machine-readable code (``rules.reasons.SandboxReason``) that ends up in
+``EvalFinished.reason``; the message
 says what happened in words. Faults of the validator itself (engine down, registry down) are
 plain exceptions, never a ``SandboxError``, so they are not blamed on the miner.
 """
 
 from __future__ import annotations
 
+from harness.errors import HarnessError
+from rules.reasons import SandboxReason
+
 __all__ = ["ContainerDied", "ImageRejected", "SandboxError", "StartupTimeout"]
 
 
-class SandboxError(Exception):
+class SandboxError(HarnessError):
     """Base: the submission's image or container failed; ``reason`` is a short code."""
 
-    def __init__(self, reason: str, message: str, logs: str = "") -> None:
+    def __init__(self, reason: SandboxReason, message: str, logs: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.logs = logs
@@ -33,7 +37,7 @@ class ContainerDied(SandboxError):
 
     def __init__(
         self,
-        reason: str,
+        reason: SandboxReason,
         message: str,
         logs: str = "",
         exit_code: int = 0,

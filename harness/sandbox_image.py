@@ -1,6 +1,7 @@
 """Pinned image references and the registry check done before anything is pulled.
 
-A submission names ``registry/repository@sha256:<hex>``. Before the engine pulls a byte, the
+A submission names ``registry/repository@sha256:<hex>`` (the grammar is
+:mod:`rules.image_ref`). Before the engine pulls a byte, the
 manifest is fetched from the registry, its bytes are hashed against the pinned digest, and the
 image size (config plus every layer, as the manifest declares them) is checked against the
 profile's limit. The registry is spoken to directly over the Distribution API, so a wrong
@@ -22,11 +23,10 @@ import msgspec
 
 from harness.profile import Profile
 from harness.sandbox_errors import ImageRejected
+from rules.image_ref import ImageRef, ImageRefError, is_sha256_digest, parse_pinned_ref
 
 __all__ = [
-    "REGISTRY_FAULTS",
     "ImageInfo",
-    "ImageRef",
     "ManifestInfo",
     "RuntimeConfig",
     "check_manifest",
@@ -36,7 +36,6 @@ __all__ = [
     "runtime_digest",
 ]
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -44,23 +43,9 @@ _MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 _INDEX_TYPES = _MANIFEST_TYPES[:2]
-_DOCKER_HUB = "registry-1.docker.io"
 # The most of a manifest (the Distribution spec's suggested limit) or of a config blob read: any
 # registry a miner names is spoken to, so no answer may take unbounded memory.
 _MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-# Rejection reasons that blame the registry's answer, not the pinned image: asking again later
-# may succeed. Every other reason is final for that digest.
-REGISTRY_FAULTS = frozenset({"registry_unreachable", "registry_error"})
-
-
-class ImageRef(msgspec.Struct, frozen=True):
-    name: str  # as submitted and as the engine lists it, e.g. ``vllm/vllm-openai``
-    registry: str  # where the Distribution API is, e.g. ``registry-1.docker.io``
-    repository: str  # path on that registry, e.g. ``vllm/vllm-openai``
-    digest: str
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.digest}"
 
 
 class ManifestInfo(msgspec.Struct, frozen=True):
@@ -127,20 +112,11 @@ def runtime_digest(config_blob: bytes) -> str:
 
 
 def parse_ref(ref: str) -> ImageRef:
-    """Split ``registry/repo@sha256:...``; anything not pinned by digest is rejected."""
-    name, sep, digest = ref.partition("@")
-    if not sep or not _DIGEST.match(digest):
-        raise ImageRejected(
-            "not_pinned", f"{ref!r} is not pinned by digest; submit it as IMAGE@sha256:<64 hex>"
-        )
-    if ":" in name.rsplit("/", 1)[-1]:
-        raise ImageRejected("not_pinned", f"{ref!r} has both a tag and a digest; drop the tag")
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, rest
-    else:
-        registry, repository = _DOCKER_HUB, name if rest else f"library/{name}"
-    return ImageRef(name=name, registry=registry, repository=repository, digest=digest)
+    """:func:`rules.image_ref.parse_pinned_ref`, refusing as the sandbox does (``not_pinned``)."""
+    try:
+        return parse_pinned_ref(ref)
+    except ImageRefError as exc:
+        raise ImageRejected("not_pinned", f"{ref!r}: {exc.reason}") from exc
 
 
 def require_pinned_baseline(profile: Profile, image: str | None = None) -> str:
@@ -289,7 +265,7 @@ def _check_manifest(
         raise ImageRejected(
             "bad_manifest", f"manifest of {ref} lacks config/layer sizes or digests: {exc}"
         ) from exc
-    if not _DIGEST.match(config_digest):
+    if not is_sha256_digest(config_digest):
         raise ImageRejected(
             "bad_manifest", f"manifest of {ref} names config {config_digest!r}, not a sha256"
         )

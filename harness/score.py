@@ -16,16 +16,20 @@ aligning B' to B position by position is still a like-for-like count.
 from __future__ import annotations
 
 import statistics
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from harness.gate import GateVerdict
+from harness.measurement import LevelRun, Measurement
 
-if TYPE_CHECKING:
-    from harness.measure import LevelRun, Measurement
-
-__all__ = ["ScoreResult", "pair_noise", "raw_score", "score"]
+__all__ = [
+    "ScoreResult",
+    "pair_noise",
+    "raw_score",
+    "score",
+    "TTFT_WEIGHT",
+    "THROUGHPUT_WEIGHT",
+]
 
 TTFT_WEIGHT = 0.5
 THROUGHPUT_WEIGHT = 0.5

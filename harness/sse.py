@@ -14,25 +14,28 @@ to the streamed text.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
-__all__ = ["ChatChunk", "SSEParser", "StreamError", "StreamReason", "TokenEvent", "split_events"]
+from harness.errors import HarnessError
+from rules.reasons import StreamReason
 
-StreamReason = Literal[
-    "malformed_event",  # not `data: <json>`, or JSON that is not a chat-completion chunk
-    "error_event",  # the server reported an error inside a 200 stream
-    "missing_logprobs",  # content without one logprobs entry per token
-    "bad_token_id",  # a logprobs token that is not `token_id:N`
-    "data_after_done",  # events after `data: [DONE]`
-    "missing_done",  # the stream closed without `data: [DONE]`
+__all__ = [
+    "ChatChunk",
+    "SSEParser",
+    "StreamError",
+    "TokenEvent",
+    "split_events",
+    "TokenLogprob",
+    "ChoiceLogprobs",
+    "Delta",
+    "Choice",
 ]
+
 
 _TOKEN_ID_PREFIX = "token_id:"
 
 
-class StreamError(Exception):
+class StreamError(HarnessError):
     """A stream no honest OpenAI-compatible server would send; ``reason`` says which rule broke."""
 
     def __init__(self, reason: StreamReason, detail: str) -> None:

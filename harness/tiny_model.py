@@ -20,7 +20,27 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_SEED", "OTHER_SEED", "build", "ensure_built", "manifest_hash"]
+__all__ = [
+    "DEFAULT_SEED",
+    "OTHER_SEED",
+    "build",
+    "ensure_built",
+    "manifest_hash",
+    "CORPUS",
+    "SPECIAL_TOKENS",
+    "VOCAB_SIZE",
+    "HIDDEN",
+    "LAYERS",
+    "HEADS",
+    "KV_HEADS",
+    "INTERMEDIATE",
+    "MAX_POSITIONS",
+    "INIT_STD",
+    "QWEN2_SPLIT_REGEX",
+    "CHATML_TEMPLATE",
+    "FILES",
+    "main",
+]
 
 DEFAULT_SEED = 0
 # A second, different model for the "miner serves another model" cheat.

@@ -16,6 +16,8 @@ import secrets
 import msgspec
 from substrateinterface import Keypair
 
+from live.errors import LiveError
+
 __all__ = [
     "HEADER_MINER",
     "HEADER_NONCE",
@@ -44,7 +46,7 @@ _HOTKEY_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{46,48}$")
 _SIGNATURE_RE = re.compile(r"^(0x)?[0-9a-f]{128}$")
 
 
-class BadSignedHeaders(ValueError):
+class BadSignedHeaders(LiveError, ValueError):
     """The request's authentication headers are missing or malformed."""
 
 

@@ -16,13 +16,15 @@ from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
+from live.errors import LiveError
+
 __all__ = ["Task", "TaskError", "decode_request", "decode_response"]
 
 Req = TypeVar("Req", bound=msgspec.Struct)
 Resp = TypeVar("Resp", bound=msgspec.Struct)
 
 
-class TaskError(ValueError):
+class TaskError(LiveError, ValueError):
     """A request or response body that does not fit the task's schema."""
 
 

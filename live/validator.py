@@ -26,6 +26,7 @@ from chain.client import ChainError
 from events.recorded import Recorded
 from events.types import Event, LiveChallengeScored, LiveWeightsComputed, WeightsSet
 from live.endpoints import AxonResolver, Neuron, sample_miners, servable
+from live.errors import LiveError
 from live.query import QueryResult, query_miner
 from live.ratelimit import RateShare, TrafficKind, TrafficLimiter, stake_share
 from live.scoring import (
@@ -95,7 +96,7 @@ class EventSink(Protocol):
     ) -> Iterator[Recorded]: ...
 
 
-class NoMinerAvailable(RuntimeError):
+class NoMinerAvailable(LiveError, RuntimeError):
     """No miner could take an organic request (none served, or all over their rate limit)."""
 
 

@@ -51,6 +51,7 @@ from events.log import type_name
 from events.types import Event, KingDethroned, KingServing, OrganicChecked
 from harness.gate import InconclusiveError
 from harness.profile import get_profile
+from rules.king import follow_serving
 from serve_apps.keys import ApiKey, KeyRing, default_keys_path
 from serve_apps.listener import Listener
 from serve_apps.openai_schema import ApiError, error_body, openapi_document, parse_chat_request
@@ -358,11 +359,7 @@ class _Gateway:
                 await asyncio.sleep(self.config.king_poll_s)
                 continue
             for record in records:
-                event = record.event
-                if isinstance(event, KingServing):
-                    serving = event
-                elif isinstance(event, KingDethroned) and serving is not None:
-                    serving = None if event.hotkey == serving.hotkey else serving
+                serving = follow_serving(serving, record.event)
             if records:
                 after = records[-1].seq
                 self.king = serving

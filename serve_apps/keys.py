@@ -20,6 +20,8 @@ from pathlib import Path
 
 import msgspec
 
+from serve_apps.errors import ServeError
+
 __all__ = [
     "ApiKey",
     "KeyRing",
@@ -29,12 +31,13 @@ __all__ = [
     "hash_secret",
     "load_keys",
     "revoke_key",
+    "SECRET_PREFIX",
 ]
 
 SECRET_PREFIX = "sk-arena-"
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(ServeError):
     """The keys file is unreadable, or a key named on the command line does not exist."""
 
 

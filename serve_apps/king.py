@@ -2,7 +2,7 @@
 evaluation (``harness.runner.Sandbox``), and its endpoint is announced with ``KingServing``; the
 gateway follows that event. A new king is started and healthy before the old one is stopped.
 
-    king_to_serve(current, event)      pure: which crown should be serving after this event
+    rules.king.follow_crown            pure: which king should be serving after a crown event
     KingHost(docker, profile)          starts / swaps / stops the king's sandbox
     KingServer (Ray actor)             follows crowns in the event log, drives a KingHost
 """
@@ -15,42 +15,22 @@ import logging
 
 import docker
 import docker.errors
-import msgspec
 import ray
 
-from events.types import Event, KingCrowned, KingDethroned, KingServing
+from events.types import KingServing
 from harness.profile import Profile, get_profile
 from harness.runner import LABEL, Sandbox, pull_pinned
+from rules.king import King, follow_crown
 
-__all__ = ["Crown", "KingHost", "KingServer", "king_to_serve"]
+__all__ = [
+    "KingHost",
+    "KingServer",
+    "KING_NAME_PREFIX",
+]
 
 logger = logging.getLogger(__name__)
 KING_NAME_PREFIX = "arena-king-"
 _CROWN_TYPES = ["KingCrowned", "KingDethroned"]
-
-
-class Crown(msgspec.Struct, frozen=True):
-    hotkey: str
-    image: str
-    digest: str
-    block: int
-
-    @property
-    def ref(self) -> str:
-        return f"{self.image}@{self.digest}"
-
-
-def king_to_serve(current: Crown | None, event: Event) -> Crown | None:
-    """The crown that should be serving once ``event`` is applied to ``current``."""
-    match event:
-        case KingCrowned(hotkey=hotkey, image=image, digest=digest, block=block):
-            return Crown(hotkey, image, digest, block)
-        case KingDethroned(hotkey=hotkey, digest=digest) if current is not None and (
-            (hotkey, digest) == (current.hotkey, current.digest)
-        ):
-            return None
-        case _:
-            return current
 
 
 class KingHost:
@@ -59,23 +39,23 @@ class KingHost:
     def __init__(self, client: docker.DockerClient, profile: Profile) -> None:
         self.client = client
         self.profile = profile
-        self.serving: Crown | None = None
+        self.serving: King | None = None
         self._box: Sandbox | None = None
 
-    def serve(self, crown: Crown) -> KingServing:
-        """Start ``crown``'s image and wait for /health; then retire the previous king."""
-        image_id = pull_pinned(self.client, crown.ref, self.profile)
-        box = Sandbox(self.client, image_id, self.profile, name=f"king-{crown.hotkey[:12]}")
+    def serve(self, king: King) -> KingServing:
+        """Start ``king``'s image and wait for /health; then retire the previous king."""
+        image_id = pull_pinned(self.client, king.ref, self.profile)
+        box = Sandbox(self.client, image_id, self.profile, name=f"king-{king.hotkey[:12]}")
         with contextlib.ExitStack() as undo:
             box.__enter__()
             undo.callback(box.close)
             box.wait_healthy()
             undo.pop_all()
-        previous, self._box, self.serving = self._box, box, crown
+        previous, self._box, self.serving = self._box, box, king
         if previous is not None:
             previous.close()
         return KingServing(
-            hotkey=crown.hotkey, digest=crown.digest, endpoint=box.url, since_block=crown.block
+            hotkey=king.hotkey, digest=king.digest, endpoint=box.url, since_block=king.since_block
         )
 
     def stop(self) -> None:
@@ -126,7 +106,7 @@ class KingServer:
         while True:
             records = await log.wait_for(after, _CROWN_TYPES, timeout_s=30.0)
             for record in records:
-                target = king_to_serve(target, record.event)
+                target = follow_crown(target, record.event)
             if records:
                 after = records[-1].seq
             if target == self._host.serving:

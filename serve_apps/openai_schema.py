@@ -13,12 +13,18 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from serve_apps.errors import ServeError
+
 __all__ = [
     "ApiError",
     "ChatCompletionRequest",
     "error_body",
     "openapi_document",
     "parse_chat_request",
+    "Penalty",
+    "TextPart",
+    "Message",
+    "StreamOptions",
 ]
 
 _MAX_TOKENS = 1 << 20
@@ -58,7 +64,7 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     user: str | None = None
 
 
-class ApiError(Exception):
+class ApiError(ServeError):
     """A request the gateway refuses; rendered as an OpenAI error body with ``status``."""
 
     def __init__(

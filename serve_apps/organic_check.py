@@ -43,6 +43,7 @@ import msgspec
 
 from harness.gate import ARGMAX_LOGPROB_TOLERANCE, InconclusiveError, Rescorer
 from harness.sse import split_events
+from rules.reasons import OrganicReason
 
 __all__ = [
     "GREEDY_MAX_OFF_SHARE",
@@ -50,7 +51,6 @@ __all__ = [
     "SAMPLED_MAX_MEAN_GAP",
     "SAMPLED_MAX_TEMPERATURE",
     "AnswerCollector",
-    "OrganicReason",
     "OrganicRequest",
     "OrganicVerdict",
     "ReferenceEngine",
@@ -60,6 +60,11 @@ __all__ = [
     "judge_sampled",
     "organic_request",
     "segment",
+    "JUDGE_SAMPLED",
+    "SEGMENT_TRIES",
+    "SEGMENT_CANDIDATES",
+    "SEGMENT_MIN_LOGPROB",
+    "OrganicRule",
 ]
 
 # Thresholds, measured on the local tiny model with this module's split and rules re-enacted over
@@ -127,7 +132,6 @@ _JUDGED_FIELDS = frozenset(
 _PENALTIES = ("presence_penalty", "frequency_penalty")
 _FINISHED = ("stop", "length")
 
-OrganicReason = Literal["ok", "off_argmax", "improbable"]
 OrganicRule = Literal["greedy", "sampled"]
 
 

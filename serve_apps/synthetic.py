@@ -14,7 +14,10 @@ from typing import Any
 import msgspec
 import uvicorn
 
-__all__ = ["synthetic_app"]
+__all__ = [
+    "synthetic_app",
+    "main",
+]
 
 _decoder = msgspec.json.Decoder(dict)
 _encoder = msgspec.json.Encoder()

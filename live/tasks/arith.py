@@ -7,7 +7,12 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-__all__ = ["ArithRequest", "ArithResponse", "ArithTask"]
+__all__ = [
+    "ArithRequest",
+    "ArithResponse",
+    "ArithTask",
+    "Op",
+]
 
 Op = Literal["add", "mul"]
 

@@ -8,7 +8,6 @@ from actors.chain_watcher import ChainScanner
 from chain.axon import serve_axon
 from chain.client import ChainClient, DispatchFailed, ExtrinsicRejected
 from chain.commitment import (
-    CommitmentError,
     commit_image,
     encode_fields,
     read_commitment,
@@ -18,6 +17,7 @@ from chain.localnet import LocalSubnet, dev_miner, jump_blocks
 from chain.metagraph import read_metagraph
 from chain.weights import WeightsRateLimited, read_weights, set_weights
 from events.types import MinerRegistered, SubmissionCommitted, SubmissionRejected
+from rules.image_ref import ImageRefError
 
 pytestmark = pytest.mark.chain
 
@@ -103,7 +103,7 @@ def test_unregistered_hotkey_cannot_commit(
 def test_malformed_payload_is_refused_locally_and_rejected_by_the_scanner(
     local_subnet: LocalSubnet, chain_client: ChainClient
 ) -> None:
-    with pytest.raises(CommitmentError):
+    with pytest.raises(ImageRefError):
         commit_image(chain_client, local_subnet.miners[2], local_subnet.netuid, "not a ref")
     # A miner that bypasses the parser still gets its payload on chain: the watcher rejects it.
     call = chain_client.compose_call(
@@ -121,7 +121,7 @@ def test_malformed_payload_is_refused_locally_and_rejected_by_the_scanner(
 def test_oversize_payload_is_refused_locally_and_on_chain(
     local_subnet: LocalSubnet, chain_client: ChainClient
 ) -> None:
-    with pytest.raises(CommitmentError, match="at most 128"):
+    with pytest.raises(ImageRefError, match="at most 128"):
         commit_image(chain_client, local_subnet.miners[3], local_subnet.netuid, ref("t" * 100))
     # More than one Raw field is the only way to put more than 128 bytes: the chain refuses it.
     fields = [{"Raw128": "0x" + "61" * 128}, {"Raw10": "0x" + "61" * 10}]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from actors.chain_watcher import ChainScanner, WatchState
-from actors.crown_policy import CrownState
 from chain.client import ChainClient
 from chain.localnet import SubnetParams, bootstrap_subnet, dev_miner
 from chain.wallet import dev_keypair
@@ -22,6 +21,7 @@ from events.types import (
     MinerDeregistered,
     MinerRegistered,
 )
+from rules.crown_policy import CrownState
 from tests.validator.test_crown_policy import round_of
 
 pytestmark = pytest.mark.chain

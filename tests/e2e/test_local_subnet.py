@@ -26,10 +26,6 @@ import pytest
 import ray
 
 from actors import supervisor
-from actors.crown_policy import INPUT_TYPES as CROWN_INPUTS
-from actors.crown_policy import fold_crown
-from actors.queue_policy import INPUT_TYPES as QUEUE_INPUTS
-from actors.queue_policy import fold_queue
 from cli.subnet import WINNER, LocalSubnetRun, Outcome, SubnetError
 from events.types import (
     BaselineMeasured,
@@ -40,6 +36,10 @@ from events.types import (
     KingCrowned,
     SubmissionCommitted,
 )
+from rules.crown_policy import INPUT_TYPES as CROWN_INPUTS
+from rules.crown_policy import fold_crown
+from rules.queue_policy import INPUT_TYPES as QUEUE_INPUTS
+from rules.queue_policy import fold_queue
 from tests.fixtures.ray import clear_arena_actors, start_local_ray
 
 # The shared run (set up inside the first test) takes tens of minutes on 2 cores.

@@ -1,7 +1,7 @@
 """Measurements built from plain data, for the decision rules' tests."""
 
 from harness.loadgen import RequestResult
-from harness.measure import LevelRun, Measurement
+from harness.measurement import LevelRun, Measurement
 from harness.prompts import Prompt
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from harness import gate
 from harness.loadgen import RequestResult
-from harness.measure import Measurement
+from harness.measurement import Measurement
 from harness.profile import get_profile
 from harness.prompts import Prompt
 from tests.fixtures.vllm import free_port

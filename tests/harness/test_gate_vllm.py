@@ -11,7 +11,8 @@ import msgspec
 import pytest
 
 from harness import gate
-from harness.measure import Measurement, measure
+from harness.measure import measure
+from harness.measurement import Measurement
 from harness.plan import plan_measurement
 from harness.profile import get_profile
 from harness.score import score

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.loadgen import RequestResult
-from harness.measure import LevelRun, least_disturbed
+from harness.measurement import LevelRun, least_disturbed
 from harness.metrics import compute_metrics, percentile
 from harness.prompts import Prompt
 

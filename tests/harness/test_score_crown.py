@@ -2,11 +2,11 @@
 
 import pytest
 
-from harness.crown import EPS_DECAY_BLOCKS, decide, eps
 from harness.gate import GateVerdict
 from harness.loadgen import RequestResult
-from harness.measure import Measurement
+from harness.measurement import Measurement
 from harness.prompts import Prompt
+from rules.crown import EPS_DECAY_BLOCKS, decide, eps
 from tests.harness.plain import measurement_of
 
 PASS = GateVerdict(passed=True, reason="ok", details="")
@@ -155,6 +155,6 @@ def test_a_failing_king_is_dethroned():
 def test_the_integrity_bar_is_the_crown_rule_on_an_empty_throne(
     score: float, passed: bool, noise: float, crowned: bool
 ):
-    from harness.crown import crowned_over_no_king
+    from rules.crown import crowned_over_no_king
 
     assert crowned_over_no_king(score=score, passed=passed, noise=noise) is crowned

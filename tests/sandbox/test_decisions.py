@@ -28,12 +28,19 @@ def test_parse_ref_finds_registry_and_repository(ref: str, registry: str, reposi
     assert str(parsed) == ref
 
 
+def test_a_tag_beside_the_digest_is_kept_and_the_digest_is_pulled() -> None:
+    # The chain watcher accepts this reference, so the sandbox must too (it once refused it as
+    # not_pinned, and the queue then held the digest as judged forever).
+    parsed = parse_ref(f"127.0.0.1:5000/arena/miner:v1@{DIGEST}")
+    assert parsed.tag == "v1"
+    assert parsed.pinned == f"127.0.0.1:5000/arena/miner@{DIGEST}"
+
+
 @pytest.mark.parametrize(
     "ref",
     [
         "127.0.0.1:5000/arena/miner:latest",
         "127.0.0.1:5000/arena/miner@sha256:abc",
-        f"127.0.0.1:5000/arena/miner:v1@{DIGEST}",
         f"127.0.0.1:5000/arena/miner@sha512:{'a' * 64}",
     ],
 )

@@ -17,13 +17,13 @@ import httpx
 import msgspec
 import pytest
 
-from actors.queue_policy import fold_queue
 from actors.scheduler import inspect_image
 from events.types import Event, SubmissionCommitted, SubmissionSkipped
 from harness.profile import Profile, get_profile, repo_root
 from harness.runner import pull_pinned
 from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import check_manifest, parse_ref, read_image
+from rules.queue_policy import fold_queue
 
 pytestmark = pytest.mark.docker
 
@@ -91,6 +91,21 @@ def test_oversize_image_is_refused_before_pulling(
     # The same image under a limit it fits is pulled: the check itself is not what failed.
     assert pull_pinned(docker_client, ref, sandbox_profile).startswith("sha256:")
     docker_client.images.remove(ref, force=True)
+
+
+def test_a_tag_beside_the_digest_is_inspected_and_pulled_by_the_digest(
+    sandbox_profile: Profile, docker_client, registry_addr: str
+) -> None:
+    # The chain accepts ``host/repo:tag@sha256:...``; the registry has no such tag here, so
+    # only a pull by digest can succeed (it once was refused as not_pinned, forever).
+    name, digest = _push_unique_image(docker_client, registry_addr, 16 * 1024).split("@")
+    committed = SubmissionCommitted(
+        netuid=1, uid=1, hotkey="5Tagged", block=9, image=f"{name}:v1", digest=digest
+    )
+    inspected = inspect_image(committed, sandbox_profile.max_image_bytes)
+    assert inspected is not None and (inspected.refused, inspected.digest) == ("", digest)
+    assert pull_pinned(docker_client, committed.ref, sandbox_profile).startswith("sha256:")
+    docker_client.images.remove(f"{name}@{digest}", force=True)
 
 
 def test_tampered_layer_is_refused_by_the_pull(

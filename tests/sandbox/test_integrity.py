@@ -21,9 +21,9 @@ import docker
 import msgspec
 import pytest
 
-from harness.crown import crowned_over_no_king
 from harness.eval import EvalReport, evaluate_round
 from harness.profile import Profile
+from rules.crown import crowned_over_no_king
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm]
 

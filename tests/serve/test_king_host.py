@@ -12,7 +12,8 @@ import pytest
 
 from harness.profile import get_profile, repo_root
 from harness.runner import LABEL
-from serve_apps.king import KING_NAME_PREFIX, Crown, KingHost
+from rules.king import King
+from serve_apps.king import KING_NAME_PREFIX, KingHost
 from tests.fixtures.docker import missing_part
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm]
@@ -41,9 +42,19 @@ def test_king_is_served_from_a_sandbox_and_retired(
     )
     host = KingHost(docker_client, profile)
     try:
-        serving = host.serve(Crown("5KingHotkey", image, digest, block=7))
+        king = King(
+            hotkey="5KingHotkey",
+            uid=1,
+            digest=digest,
+            image=image,
+            score=1.0,
+            since_block=7,
+            submitted_block=5,
+            eval_id="e1",
+        )
+        serving = host.serve(king)
         assert (serving.hotkey, serving.digest, serving.since_block) == ("5KingHotkey", digest, 7)
-        assert host.serving == Crown("5KingHotkey", image, digest, 7)
+        assert host.serving == king
         response = httpx.post(
             serving.endpoint + "/v1/chat/completions",
             json={

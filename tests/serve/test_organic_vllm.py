@@ -26,7 +26,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from actors.crown_policy import fold_crown
 from events.client import LocalLogClient
 from events.log import EventLog
 from events.types import (
@@ -38,6 +37,7 @@ from events.types import (
     RoundOpened,
 )
 from harness.loadgen import TOP_LOGPROBS
+from rules.crown_policy import fold_crown
 from serve_apps.gateway import GatewayConfig, create_app
 from serve_apps.keys import create_key
 from tests.fixtures.vllm import SERVED_MODEL_NAME, VllmServer, free_port, start_vllm

@@ -19,7 +19,6 @@ import ray
 
 from actors import supervisor
 from actors.log_client import LogClient
-from actors.queue_policy import eval_id_for
 from actors.scheduler import evaluator_name
 from actors.validator_config import ValidatorConfig
 from chain.client import ChainClient
@@ -39,6 +38,7 @@ from events.types import (
     SubmissionSkipped,
     WeightsSet,
 )
+from rules.queue_policy import eval_id_for
 from tests.fixtures.ray import clear_arena_actors
 from tests.validator.scripted_evaluator import ScriptedEvaluator
 

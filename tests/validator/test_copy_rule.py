@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from actors.copy_rule import Fingerprint, FingerprintIndex, copy_of, shared_signal
 from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import runtime_digest
+from rules.copy_rule import Fingerprint, FingerprintIndex, copy_of, shared_signal
 
 R = "sha256:runtime-a"
 A = Fingerprint("a", 10, "sha256:da", "sha256:ca", R)

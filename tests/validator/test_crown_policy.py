@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from actors.crown_policy import ORGANIC_FAILS, ORGANIC_WINDOW, fold_crown
-from actors.queue_policy import eval_id_for
+from events.log import EventLog
 from events.types import (
     CrownDefended,
     EvalFinished,
@@ -18,6 +17,9 @@ from events.types import (
     RoundDecided,
     RoundOpened,
 )
+from rules.crown_policy import ORGANIC_FAILS, ORGANIC_WINDOW, CrownState, fold_crown
+from rules.king import King, follow_crown
+from rules.queue_policy import eval_id_for
 
 DECAY_BLOCKS = 50_400  # DESIGN.md section 5: the margin falls from 1% to 0 over this many blocks
 
@@ -283,3 +285,47 @@ def test_a_king_dethroned_by_organic_checks_is_not_restored_by_its_remeasurement
 def test_organic_decisions_replay_identically() -> None:
     events = BASE + ROUND1 + organic("a", 1, "PFPPFF")
     assert fold_crown(events)[1] == fold_crown(events)[1]
+
+
+# What an analyst asks of the ``kings`` view: the latest crowning no dethronement has ended.
+CURRENT_KING_SQL = """
+    SELECT c.hotkey, c.digest FROM kings c
+    WHERE c.change = 'crowned' AND c.seq = (SELECT max(seq) FROM kings WHERE change = 'crowned')
+      AND NOT EXISTS (SELECT 1 FROM kings d WHERE d.change = 'dethroned' AND d.seq > c.seq
+                      AND (d.hotkey, d.digest) = (c.hotkey, c.digest))
+"""
+
+
+def test_the_kings_view_and_the_folds_agree_on_the_king_after_every_decision(tmp_path) -> None:
+    history = (
+        BASE
+        + ROUND1
+        + round_of(2, 200, [("a", 1, "king", "pass", 0.20), ("b", 2, "challenger", "pass", 0.5)])
+        + round_of(3, 300, [("b", 2, "king", "fail", 0.0), ("c", 3, "challenger", "fail", 0.0)])
+        + round_of(4, 400, [("c", 4, "challenger", "pass", 0.3)])
+        + [MinerDeregistered(netuid=2, uid=3, hotkey="c", block=450)]
+        + round_of(5, 500, [("a", 5, "challenger", "pass", 0.4)])
+    )
+    kings_seen: list[tuple[str, str] | None] = []
+    with EventLog(tmp_path / "events.duckdb") as log:
+        state, served = CrownState(), None
+        for event in history:
+            decisions = state.apply(event)
+            log.append(decisions)
+            for decision in decisions:
+                served = follow_crown(served, decision)
+            rows = log.sql(CURRENT_KING_SQL)[1]
+            keeper = None if state.king is None else (state.king.hotkey, state.king.digest)
+            assert keeper == (None if served is None else (served.hotkey, served.digest))
+            assert keeper == (rows[0] if rows else None)
+            kings_seen.append(keeper)
+    assert [k for i, k in enumerate(kings_seen) if i == 0 or k != kings_seen[i - 1]] == [
+        None,
+        ("a", digest(1)),
+        ("b", digest(2)),
+        None,
+        ("c", digest(4)),
+        None,
+        ("a", digest(5)),
+    ], "the scenario crowns, replaces, dethrones for a failure and for deregistering"
+    assert served == King.from_crowned(state.king.crowned(None)), "the whole record, uid too"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from actors.queue_policy import QueueState, eval_id_for, fold_queue, refusal_reason
 from events.types import (
     EvalFinished,
     EvalQueued,
@@ -17,6 +16,7 @@ from events.types import (
     SubmissionCommitted,
     SubmissionSkipped,
 )
+from rules.queue_policy import QueueState, eval_id_for, fold_queue, refusal_reason
 
 
 def digest(n: int) -> str:

@@ -10,7 +10,7 @@ Rules:
 - FIFO by commit block (then hotkey), ``challengers_per_round`` per round; a round takes only
   submissions whose image the scheduler inspected (:class:`ImageInspected`).
 - A digest that already has a pass/fail verdict is skipped.
-- A copy of an earlier submission of another hotkey (:mod:`actors.copy_rule`) is skipped with a
+- A copy of an earlier submission of another hotkey (:mod:`rules.copy_rule`) is skipped with a
   reason ``copy_of <hotkey>@<block> (same <signal>)``, as soon as both are known: the earlier
   commitment wins whichever was inspected first.
 - A submission whose image the registry refused for good at inspection (``ImageInspected.refused``:
@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from actors.copy_rule import Fingerprint, FingerprintIndex, copy_of
 from events.types import (
     EvalFinished,
     EvalQueued,
@@ -46,14 +45,16 @@ from events.types import (
     SubmissionCommitted,
     SubmissionSkipped,
 )
+from rules.copy_rule import Fingerprint, FingerprintIndex, copy_of
+from rules.king import King
 
 __all__ = [
     "INPUT_TYPES",
-    "KingRef",
     "QueueState",
     "eval_id_for",
     "fold_queue",
     "refusal_reason",
+    "OpenRound",
 ]
 
 # What the scheduler folds. Its own outputs (RoundOpened, EvalQueued, SubmissionSkipped) are not
@@ -72,17 +73,6 @@ def eval_id_for(digest: str, round_no: int) -> str:
     """Deterministic eval id: the same digest in the same round always gets the same id."""
     h = hashlib.sha256(f"{digest}|{round_no}".encode()).hexdigest()[:12]
     return f"r{round_no}-{h}"
-
-
-@dataclass(frozen=True)
-class KingRef:
-    """The king as the crown keeper last decided it."""
-
-    hotkey: str
-    uid: int
-    image: str
-    digest: str
-    submitted_block: int
 
 
 @dataclass
@@ -107,7 +97,7 @@ class QueueState:
     inspected: set[str] = field(default_factory=set)
     # digest -> eval id of the eval that judged it (pass or fail); never evaluated again.
     judged: dict[str, str] = field(default_factory=dict)
-    king: KingRef | None = None
+    king: King | None = None
     # eval id -> the commitment a challenger eval evaluates; submission key -> errored evals.
     sources: dict[str, SubmissionCommitted] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -261,12 +251,7 @@ class QueueState:
         if self.round is None or d.round != self.round.number:
             return
         self.round = None
-        if d.king_hotkey is None:
-            self.king = None
-        else:
-            self.king = KingRef(
-                d.king_hotkey, d.king_uid, d.king_image, d.king_digest, d.king_submitted_block
-            )
+        self.king = King.from_round_decided(d)
 
 
 def fold_queue(

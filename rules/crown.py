@@ -14,7 +14,15 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["EPS_BASE", "EPS_DECAY_BLOCKS", "CrownDecision", "crowned_over_no_king", "decide", "eps"]
+__all__ = [
+    "EPS_BASE",
+    "EPS_DECAY_BLOCKS",
+    "CrownDecision",
+    "crowned_over_no_king",
+    "decide",
+    "eps",
+    "CrownOutcome",
+]
 
 EPS_BASE = 0.01
 EPS_DECAY_BLOCKS = 50_400

@@ -9,7 +9,7 @@ A round is decided once every eval it listed has a verdict:
 1. The king's re-measurement: a ``fail`` dethrones the king; a ``pass`` refreshes its score; an
    ``error`` (the validator's own trouble) keeps the king at its last score.
 2. The best passing challenger (score, then earliest commit) meets the crown rule of
-   ``harness.crown.decide``: beat the noise and the king's decaying margin, ties to the
+   ``rules.crown.decide``: beat the noise and the king's decaying margin, ties to the
    incumbent. The other passing challengers are defended against.
 3. ``RoundDecided`` names the king after the round, for the scheduler's next re-measurement.
 
@@ -32,8 +32,6 @@ from events.types import (
     EvalQueued,
     Event,
     HotkeySwapped,
-    KingCrowned,
-    KingDethroned,
     MinerDeregistered,
     MinerRegistered,
     OrganicChecked,
@@ -41,9 +39,10 @@ from events.types import (
     RoundOpened,
     SubmissionCommitted,
 )
-from harness.crown import decide
+from rules.crown import decide
+from rules.king import King
 
-__all__ = ["INPUT_TYPES", "ORGANIC_FAILS", "ORGANIC_WINDOW", "CrownState", "King", "fold_crown"]
+__all__ = ["INPUT_TYPES", "ORGANIC_FAILS", "ORGANIC_WINDOW", "CrownState", "fold_crown"]
 
 ORGANIC_WINDOW = 10
 ORGANIC_FAILS = 3
@@ -58,20 +57,6 @@ INPUT_TYPES: tuple[type[Event], ...] = (
     EvalFinished,
     OrganicChecked,
 )
-
-
-@dataclass(frozen=True)
-class King:
-    hotkey: str
-    uid: int
-    digest: str
-    image: str
-    score: float
-    since_block: int
-    submitted_block: int
-    eval_id: str
-    # Outcomes of its last ORGANIC_WINDOW organic checks, oldest first (True: passed).
-    organic: tuple[bool, ...] = ()
 
 
 @dataclass
@@ -116,14 +101,10 @@ class CrownState:
             return []
         self.king = None
         return [
-            KingDethroned(
-                hotkey=king.hotkey,
-                digest=king.digest,
-                eval_id=f"organic:{c.request_id}",
-                reason=(
-                    f"organic_mismatch: {failed} of its last {len(recent)} organic answers "
-                    f"failed re-scoring on the reference engine (last: {c.reason})"
-                ),
+            king.dethroned(
+                f"organic:{c.request_id}",
+                f"organic_mismatch: {failed} of its last {len(recent)} organic answers "
+                f"failed re-scoring on the reference engine (last: {c.reason})",
             )
         ]
 
@@ -143,11 +124,8 @@ class CrownState:
             return []
         self.king = None
         return [
-            KingDethroned(
-                hotkey=king.hotkey,
-                digest=king.digest,
-                eval_id=f"deregistered:{d.hotkey}@{d.block}",
-                reason=f"king deregistered at block {d.block}",
+            king.dethroned(
+                f"deregistered:{d.hotkey}@{d.block}", f"king deregistered at block {d.block}"
             )
         ]
 
@@ -177,20 +155,7 @@ class CrownState:
         for q, f in challengers:
             out += self._challenge(opened, q, f)
         k = self.king
-        out.append(
-            RoundDecided(round=opened.round)
-            if k is None
-            else RoundDecided(
-                round=opened.round,
-                king_hotkey=k.hotkey,
-                king_uid=k.uid,
-                king_digest=k.digest,
-                king_image=k.image,
-                king_score=k.score,
-                king_since_block=k.since_block,
-                king_submitted_block=k.submitted_block,
-            )
-        )
+        out.append(RoundDecided(round=opened.round) if k is None else k.round_decided(opened.round))
         return out
 
     def _remeasured(self, q: EvalQueued, f: EvalFinished) -> list[Event]:
@@ -203,14 +168,7 @@ class CrownState:
         if f.verdict == "error":
             return []
         self.king = None
-        return [
-            KingDethroned(
-                hotkey=king.hotkey,
-                digest=king.digest,
-                eval_id=f.eval_id,
-                reason=f"failed its re-measurement: {f.reason}",
-            )
-        ]
+        return [king.dethroned(f.eval_id, f"failed its re-measurement: {f.reason}")]
 
     def _challenge(self, opened: RoundOpened, q: EvalQueued, f: EvalFinished) -> list[Event]:
         king = self.king
@@ -237,17 +195,7 @@ class CrownState:
             submitted_block=q.submitted_block,
             eval_id=f.eval_id,
         )
-        return [
-            KingCrowned(
-                hotkey=q.hotkey,
-                digest=q.digest,
-                image=q.image,
-                score=f.score,
-                block=opened.block,
-                eval_id=f.eval_id,
-                previous_hotkey=None if king is None else king.hotkey,
-            )
-        ]
+        return [self.king.crowned(king)]
 
 
 def fold_crown(events: list[Event]) -> tuple[CrownState, list[Event]]:
