@@ -49,7 +49,7 @@ from chain.weights import (
 )
 from events.types import Event, WeightsCommitted, WeightsSet
 
-__all__ = ["HISTORY_TYPES", "WeightsKeeper", "same_shares"]
+__all__ = ["HISTORY_TYPES", "UNREVEALABLE", "WeightsKeeper", "same_shares"]
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,8 @@ from chain.localnet import LocalSubnet, SubnetParams, advance_blocks, bootstrap_
 from chain.weights import read_weights_timing
 from events.types import Event, WeightsCommitted, WeightsSet
 
+__all__ = ["ACTIVITY_CUTOFF", "RATE_LIMIT", "TEMPO", "TEMPOS", "main", "measure"]
+
 TEMPO = 10
 RATE_LIMIT = 3
 ACTIVITY_CUTOFF = 30

@@ -40,6 +40,7 @@ from harness.sandbox_image import check_manifest, parse_ref
 
 __all__ = [
     "LABEL",
+    "MODELS_PATH",
     "OWNER_LABEL",
     "SANDBOX_ENV",
     "SERVE_PORT",

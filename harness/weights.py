@@ -24,10 +24,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rules.errors import ArenaError
+
 __all__ = [
+    "Manifest",
     "ModelMismatch",
     "build_manifest",
     "fetch_command",
+    "file_sha256",
     "fingerprint",
     "load_manifest",
     "main",
@@ -41,7 +45,7 @@ Manifest = dict[str, str]  # relative path -> sha256 hex
 _HASH_THREADS = 8
 
 
-class ModelMismatch(Exception):
+class ModelMismatch(ArenaError):
     """The model directory is not the manifest's: no measurement may start on it."""
 
 
