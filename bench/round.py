@@ -33,10 +33,12 @@ Prints rich tables and writes JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import secrets
 import statistics
+import threading
 import time
 from collections.abc import Iterable
 
@@ -242,14 +244,29 @@ def _run(
     return time.monotonic() - started, reports, runs
 
 
-def _started_sandboxes(client: docker.DockerClient, since: float, until: float) -> list[str]:
-    events = client.events(
-        since=int(since) - 1,
-        until=int(until) + 1,
-        filters={"type": "container", "event": "start", "label": LABEL},
-        decode=True,
-    )
-    return [e["Actor"]["Attributes"].get("name", "") for e in events]
+class _SandboxStarts(contextlib.AbstractContextManager["_SandboxStarts"]):
+    """Names of the sandboxes started while it is open, read from dockerd's live event stream.
+
+    Live, not queried afterwards: dockerd keeps only its last 256 events, and a long round on a
+    busy engine outlives them.
+    """
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.names: list[str] = []
+        self._stream = client.events(
+            filters={"type": "container", "event": "start", "label": LABEL}, decode=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends in an error when closed
+            for event in self._stream:
+                self.names.append(event["Actor"]["Attributes"].get("name", ""))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stream.close()
+        self._reader.join(timeout=10)
 
 
 def _cost_table(title: str, rows: list[CostRow], *, gpu: bool) -> Table:
@@ -285,9 +302,9 @@ def main() -> int:
             console.print(
                 f"{n} challenger(s), {'one round' if order == 'round' else 'rounds of one'}"
             )
-            since = time.time()
-            wall, reports, runs = _run(client, order, pool[:n], seed, prefix)
-            names = _started_sandboxes(client, since, time.time())
+            with _SandboxStarts(client) as starts:
+                wall, reports, runs = _run(client, order, pool[:n], seed, prefix)
+            names = starts.names
             all_runs += runs
             by_order[order] = {
                 "wall_s": wall,
