@@ -48,6 +48,7 @@ from harness import gate, score
 from harness.loadgen import RequestResult
 from harness.measure import Measurement, measure
 from harness.plan import PromptPlan, plan_measurement
+from harness.preflight import PreflightError, preflight
 from harness.profile import Profile, get_profile
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
@@ -403,9 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default="", help="round seed (a block hash); random if unset")
     parser.add_argument("--out", type=Path, default=None, help="JSON report path")
     options = parser.parse_args(argv)
-    profile = get_profile(options.profile)
+    try:
+        profile = get_profile(options.profile)
+        client = preflight(options.image, profile)
+    except (ValueError, PreflightError) as exc:
+        print(f"arena eval: {exc}", file=sys.stderr)
+        return 2
     seed = options.seed or "0x" + secrets.token_hex(32)
-    client = docker.from_env()
     with sigterm_raises():
         reports = evaluate_round(client, options.image, profile, seed)
     out = options.out or Path(".arena") / "evals" / f"{int(time.time())}-{os.getpid()}.json"
