@@ -1,5 +1,7 @@
-"""`arena eval --local` refuses to start with one clear line, exit 2 and no traceback when what
-it needs is missing: run as a subprocess, the way a user meets it."""
+"""Expected failures are one clear line saying what to do, a non-zero exit and no traceback:
+`arena eval --local` without a Docker engine or a registry, or given a bad image reference, and
+`arena validator start` without a chain node. Each runs as a subprocess, the way a user meets it.
+"""
 
 from __future__ import annotations
 
@@ -65,3 +67,20 @@ def test_no_registry(docker_client: docker.DockerClient) -> None:
         needed_for = image if not env else "the baseline"
         result = _arena_eval(image, **env)
         _refused(result, f"the registry {registry} does not answer", needed_for, "start it")
+
+
+def test_no_chain() -> None:
+    # `arena validator start` asks the node once before any actor (or Ray) is started.
+    node = f"ws://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "validator", "start", "--netuid", "1"]
+        + ["--network", node],
+        capture_output=True,
+        text=True,
+        cwd=repo_root(),
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"arena validator start: chain_getFinalizedHead: node at {node}")
+    assert line.endswith("Start it, or name another with --network.")
