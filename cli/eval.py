@@ -35,9 +35,12 @@ def eval_image(
     if out:
         args += ["--out", str(out.resolve())]
     if local:
+        from cli.progress import RoundProgressView
         from harness.eval import main
 
-        raise typer.Exit(main(args))
+        with RoundProgressView() as view:
+            code = main(args, on_progress=view.update)
+        raise typer.Exit(code)
     raise typer.Exit(_submit(address, profile, args))
 
 

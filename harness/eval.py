@@ -56,6 +56,7 @@ from harness.sandbox_errors import SandboxError
 __all__ = [
     "Disqualified",
     "EvalReport",
+    "Progress",
     "classify_failure",
     "evaluate",
     "evaluate_round",
@@ -109,6 +110,46 @@ class EvalReport(msgspec.Struct, kw_only=True):
     seconds: dict[str, float] = {}  # phase -> wall seconds
 
 
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a round is, for a live display (plain data: rendering is the caller's business).
+
+    ``phase`` is one of "pull", "baseline_before", "challenger", "baseline_after", "gate",
+    "done"; within a measurement, ``concurrency`` and ``pass_index`` name the pass being sent
+    (concurrency 0: the warm-up) and ``done`` counts its finished requests of ``requests``.
+    """
+
+    image: int
+    images: int
+    phase: str
+    concurrency: int = 0
+    pass_index: int = 0
+    passes: int = 0
+    requests: int = 0
+    done: int = 0
+
+
+class _Progress:
+    """Builds :class:`Progress` values from the harness's callbacks and hands them to ``sink``."""
+
+    def __init__(self, sink: Callable[[Progress], None] | None, images: int, passes: int):
+        self.sink = sink
+        self.state = Progress(image=0, images=images, phase="", passes=passes)
+
+    def _emit(self, **changes: object) -> None:
+        self.state = msgspec.structs.replace(self.state, **changes)
+        if self.sink is not None:
+            self.sink(self.state)
+
+    def phase(self, image: int, phase: str) -> None:
+        self._emit(image=image, phase=phase, concurrency=0, pass_index=0, requests=0, done=0)
+
+    def pass_started(self, concurrency: int, pass_index: int, requests: int) -> None:
+        self._emit(concurrency=concurrency, pass_index=pass_index, requests=requests, done=0)
+
+    def request_done(self, _: RequestResult) -> None:
+        self._emit(done=self.state.done + 1)
+
+
 def flat_metrics(measurement: Measurement) -> dict[str, float]:
     """``c<concurrency>_<metric>`` -> value, e.g. ``c1_median_ttft_ms``, for event payloads."""
     return {
@@ -138,12 +179,30 @@ def _model_fingerprint(model_dir: str) -> list[tuple[str, int, int]]:
     )
 
 
-def _measure(url: str, profile: Profile, plan: PromptPlan) -> Measurement:
-    return asyncio.run(measure(url, profile, plan))
+def _measure(
+    url: str, profile: Profile, plan: PromptPlan, progress: _Progress | None = None
+) -> Measurement:
+    if progress is None:
+        return asyncio.run(measure(url, profile, plan))
+    return asyncio.run(
+        measure(
+            url,
+            profile,
+            plan,
+            on_pass=progress.pass_started,
+            on_request_done=progress.request_done,
+        )
+    )
 
 
 def run_challenger(
-    client: docker.DockerClient, image_id: str, profile: Profile, plan: PromptPlan, *, name: str
+    client: docker.DockerClient,
+    image_id: str,
+    profile: Profile,
+    plan: PromptPlan,
+    *,
+    name: str,
+    progress: _Progress | None = None,
 ) -> tuple[Measurement, str]:
     """Start and measure the challenger with ``plan``; returns (measurement, logs).
 
@@ -154,7 +213,7 @@ def run_challenger(
     try:
         with box:
             box.wait_healthy()
-            measurement = _measure(box.url, profile, plan)
+            measurement = _measure(box.url, profile, plan, progress)
             box.check_alive()
             failed = measurement.failed()
             if failed:
@@ -174,8 +233,16 @@ def run_challenger(
 class _Baseline:
     """The baseline container of one round: started once, restarted if its health fails."""
 
-    def __init__(self, client: docker.DockerClient, image_id: str, profile: Profile, name: str):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image_id: str,
+        profile: Profile,
+        name: str,
+        progress: _Progress,
+    ):
         self.client, self.image_id, self.profile, self.name = client, image_id, profile, name
+        self.progress = progress
         self.box: Sandbox | None = None
         self.logs = ""
 
@@ -202,7 +269,7 @@ class _Baseline:
         return box.url
 
     def measure(self, plan: PromptPlan) -> Measurement:
-        measurement = _measure(self.url(), self.profile, plan)
+        measurement = _measure(self.url(), self.profile, plan, self.progress)
         if failed := measurement.failed():
             raise _BaselineFailed(
                 f"{len(failed)} baseline requests failed, first: {failed[0].error}",
@@ -226,15 +293,18 @@ def evaluate_round(
     eval_ids: list[str] | None = None,
     on_baseline: Callable[[int, str, Measurement], None] | None = None,
     on_report: Callable[[int, EvalReport], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> list[EvalReport]:
     """Evaluate every image (pinned by digest) against the baseline in one round seeded ``seed``.
 
     Returns one report per image, in order. ``on_baseline(i, phase, measurement)`` is called
     with each baseline measurement taken for image ``i`` ("before", "after"; one measurement
     is the "after" of one image and the "before" of the next); ``on_report(i, report)`` as
-    soon as image ``i`` is judged. Never raises for a challenger's faults.
+    soon as image ``i`` is judged; ``on_progress`` with each :class:`Progress`. Never raises
+    for a challenger's faults.
     """
     ids = eval_ids or [secrets.token_hex(4) for _ in images]
+    progress = _Progress(on_progress, len(images), profile.passes)
     reports = [
         EvalReport(image=image, profile=profile.name, seed=seed, verdict="error", reason="")
         for image in images
@@ -248,9 +318,11 @@ def evaluate_round(
         clock = now
 
     def done(i: int) -> None:
+        progress.phase(i, "done")
         if on_report is not None:
             on_report(i, reports[i])
 
+    progress.phase(0, "pull")
     try:
         baseline_id = pull_pinned(client, profile.baseline_image, profile)
     except SandboxError as exc:
@@ -260,6 +332,7 @@ def evaluate_round(
         return reports
     pulled: list[tuple[int, str]] = []
     for i, report in enumerate(reports):
+        progress.phase(i, "pull")
         try:
             pulled.append((i, pull_pinned(client, report.image, profile)))
         except SandboxError as exc:
@@ -267,7 +340,7 @@ def evaluate_round(
             done(i)
         lap(report, "pull")
 
-    baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline")
+    baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline", progress)
     slot, before = 0, None
     # The largest score one baseline measurement of this round earned against the next: every
     # later challenger's noise is at least this (harness.score.score says why).
@@ -277,14 +350,16 @@ def evaluate_round(
             report = reports[i]
             plan = plan_measurement(seed, slot, profile)
             if before is None:
+                progress.phase(i, "baseline_before")
                 before = baseline.measure(plan)
             report.baseline_before = flat_metrics(before)
             if on_baseline:
                 on_baseline(i, "before", before)
             lap(report, "baseline_before")
+            progress.phase(i, "challenger")
             try:
                 challenger, report.logs["challenger"] = run_challenger(
-                    client, image_id, profile, plan, name=f"{ids[i]}-challenger"
+                    client, image_id, profile, plan, name=f"{ids[i]}-challenger", progress=progress
                 )
             except (SandboxError, Disqualified) as exc:
                 # The baseline has served this plan, the next challenger has not: it reuses it.
@@ -296,11 +371,13 @@ def evaluate_round(
             report.metrics = flat_metrics(challenger)
             lap(report, "challenger")
             slot += 1
+            progress.phase(i, "baseline_after")
             after = baseline.measure(plan_measurement(seed, slot, profile))
             report.baseline_after = flat_metrics(after)
             if on_baseline:
                 on_baseline(i, "after", after)
             round_noise = max(round_noise, score.pair_noise(before, after))
+            progress.phase(i, "gate")
             _judge(report, before, challenger, after, baseline, profile, round_noise)
             lap(report, "baseline_after_and_gate")
             done(i)
@@ -393,7 +470,10 @@ def _print_report(report: EvalReport) -> None:
     console.print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None
+) -> int:
+    """``python -m harness.eval``; ``on_progress`` as in :func:`evaluate_round`."""
     parser = argparse.ArgumentParser(
         description="Evaluate images against the baseline, all in one round."
     )
@@ -412,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seed = options.seed or "0x" + secrets.token_hex(32)
     with sigterm_raises():
-        reports = evaluate_round(client, options.image, profile, seed)
+        reports = evaluate_round(client, options.image, profile, seed, on_progress=on_progress)
     out = options.out or Path(".arena") / "evals" / f"{int(time.time())}-{os.getpid()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     body = reports[0] if len(reports) == 1 else reports
