@@ -50,6 +50,7 @@ from harness.measure import Measurement, measure
 from harness.plan import PromptPlan, plan_measurement
 from harness.preflight import PreflightError, preflight
 from harness.profile import Profile, get_profile
+from harness.report_html import render_html
 from harness.runner import Sandbox, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
 
@@ -497,9 +498,11 @@ def main(
     out.parent.mkdir(parents=True, exist_ok=True)
     body = reports[0] if len(reports) == 1 else reports
     out.write_bytes(msgspec.json.format(msgspec.json.encode(body)))
+    page = out.with_suffix(".html")
+    page.write_text(render_html(reports), encoding="utf-8")
     for report in reports:
         _print_report(report)
-    print(f"report: {out}")
+    print(f"report: {out} (and {page.name} beside it)")
     worst = max(reports, key=lambda r: {"pass": 0, "fail": 1, "error": 2}[r.verdict])
     return {"pass": 0, "fail": 1, "error": 2}[worst.verdict]
 
