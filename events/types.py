@@ -173,6 +173,8 @@ class EvalFinished(Event):
     noise: float
     metrics: dict[str, float]
     role: EvalRole = "challenger"
+    # Evidence file name -> sha256 (harness.evidence), beside the event log; `arena replay`.
+    evidence: dict[str, str] = {}
 
     @property
     def key(self) -> str:

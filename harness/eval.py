@@ -45,6 +45,8 @@ import httpx
 import msgspec
 
 from harness import gate, score
+from harness.evidence import EVIDENCE_DIR, Evidence
+from harness.evidence import write as write_evidence
 from harness.loadgen import RequestResult
 from harness.measure import Measurement, measure
 from harness.plan import PromptPlan, plan_measurement
@@ -109,6 +111,8 @@ class EvalReport(msgspec.Struct, kw_only=True):
     baseline_after: dict[str, float] = {}
     logs: dict[str, str] = {}  # role -> bounded tail of the container's output
     seconds: dict[str, float] = {}  # phase -> wall seconds
+    eval_id: str = ""
+    evidence: dict[str, str] = {}  # evidence file -> sha256, when it was kept (harness.evidence)
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -295,21 +299,27 @@ def evaluate_round(
     on_baseline: Callable[[int, str, Measurement], None] | None = None,
     on_report: Callable[[int, EvalReport], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    keep_evidence: Callable[[Evidence], dict[str, str]] | None = None,
 ) -> list[EvalReport]:
     """Evaluate every image (pinned by digest) against the baseline in one round seeded ``seed``.
 
     Returns one report per image, in order. ``on_baseline(i, phase, measurement)`` is called
     with each baseline measurement taken for image ``i`` ("before", "after"; one measurement
     is the "after" of one image and the "before" of the next); ``on_report(i, report)`` as
-    soon as image ``i`` is judged; ``on_progress`` with each :class:`Progress`. Never raises
-    for a challenger's faults.
+    soon as image ``i`` is judged; ``on_progress`` with each :class:`Progress`.
+    ``keep_evidence(evidence)`` stores what image ``i`` was judged on (harness.evidence) just
+    before its ``on_report``, and returns the files' sha256s for ``EvalReport.evidence``. Never
+    raises for a challenger's faults.
     """
     ids = eval_ids or [secrets.token_hex(4) for _ in images]
     progress = _Progress(on_progress, len(images), profile.passes)
     reports = [
-        EvalReport(image=image, profile=profile.name, seed=seed, verdict="error", reason="")
-        for image in images
+        EvalReport(
+            image=image, profile=profile.name, seed=seed, verdict="error", reason="", eval_id=id_
+        )
+        for image, id_ in zip(images, ids, strict=True)
     ]
+    evidence = [Evidence(eval_id=id_) for id_ in ids]
     clock = time.monotonic()
 
     def lap(report: EvalReport, phase: str) -> None:
@@ -320,6 +330,9 @@ def evaluate_round(
 
     def done(i: int) -> None:
         progress.phase(i, "done")
+        if keep_evidence is not None:
+            evidence[i].logs = reports[i].logs
+            reports[i].evidence = keep_evidence(evidence[i])
         if on_report is not None:
             on_report(i, reports[i])
 
@@ -354,6 +367,7 @@ def evaluate_round(
                 progress.phase(i, "baseline_before")
                 before = baseline.measure(plan)
             report.baseline_before = flat_metrics(before)
+            evidence[i].measurements["baseline_before"] = before
             if on_baseline:
                 on_baseline(i, "before", before)
             lap(report, "baseline_before")
@@ -370,16 +384,19 @@ def evaluate_round(
                 done(i)
                 continue
             report.metrics = flat_metrics(challenger)
+            evidence[i].measurements["challenger"] = challenger
             lap(report, "challenger")
             slot += 1
             progress.phase(i, "baseline_after")
             after = baseline.measure(plan_measurement(seed, slot, profile))
             report.baseline_after = flat_metrics(after)
+            evidence[i].measurements["baseline_after"] = after
             if on_baseline:
                 on_baseline(i, "after", after)
             round_noise = max(round_noise, score.pair_noise(before, after))
             progress.phase(i, "gate")
-            _judge(report, before, challenger, after, baseline, profile, round_noise)
+            evidence[i].noise_floor = round_noise
+            _judge(report, evidence[i], baseline, profile)
             lap(report, "baseline_after_and_gate")
             done(i)
             before = after
@@ -394,24 +411,26 @@ def evaluate_round(
     return reports
 
 
-def _judge(
-    report: EvalReport,
-    before: Measurement,
-    challenger: Measurement,
-    after: Measurement,
-    baseline: _Baseline,
-    profile: Profile,
-    noise_floor: float,
-) -> None:
-    """Gate and score ``challenger`` into ``report``; the gate re-scores on the live baseline."""
+def _judge(report: EvalReport, evidence: Evidence, baseline: _Baseline, profile: Profile) -> None:
+    """Gate and score the challenger into ``report``, keeping what they used in ``evidence``.
+
+    The gate re-scores on the live baseline; the score's noise floor is the round's so far.
+    """
+    measured = evidence.measurements
+    before, challenger = measured["baseline_before"], measured["challenger"]
     try:
-        verdict = asyncio.run(
-            gate.check(before, challenger, rescore_url=baseline.url(), profile=profile)
+        verdict, evidence.rescored = asyncio.run(
+            gate.check_with_evidence(
+                before, challenger, rescore_url=baseline.url(), profile=profile
+            )
         )
     except gate.InconclusiveError as exc:
         report.reason, report.detail = "inconclusive", f"gate: {exc}"
         return
-    result = score.score(before, challenger, after, verdict, noise_floor=noise_floor)
+    evidence.verdict = verdict
+    result = score.score(
+        before, challenger, measured["baseline_after"], verdict, noise_floor=evidence.noise_floor
+    )
     report.verdict = "pass" if verdict.passed else "fail"
     report.reason, report.detail = verdict.reason, verdict.details
     report.score, report.noise = result.score, result.noise
@@ -492,9 +511,17 @@ def main(
         print(f"arena eval: {exc}", file=sys.stderr)
         return 2
     seed = options.seed or "0x" + secrets.token_hex(32)
-    with sigterm_raises():
-        reports = evaluate_round(client, options.image, profile, seed, on_progress=on_progress)
     out = options.out or Path(".arena") / "evals" / f"{int(time.time())}-{os.getpid()}.json"
+    kept = out.parent / EVIDENCE_DIR
+    with sigterm_raises():
+        reports = evaluate_round(
+            client,
+            options.image,
+            profile,
+            seed,
+            on_progress=on_progress,
+            keep_evidence=lambda evidence: write_evidence(kept, evidence),
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     body = reports[0] if len(reports) == 1 else reports
     out.write_bytes(msgspec.json.format(msgspec.json.encode(body)))
@@ -502,7 +529,7 @@ def main(
     page.write_text(render_html(reports), encoding="utf-8")
     for report in reports:
         _print_report(report)
-    print(f"report: {out} (and {page.name} beside it)")
+    print(f"report: {out} (and {page.name} beside it; evidence in {kept})")
     worst = max(reports, key=lambda r: {"pass": 0, "fail": 1, "error": 2}[r.verdict])
     return {"pass": 0, "fail": 1, "error": 2}[worst.verdict]
 
