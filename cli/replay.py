@@ -77,9 +77,7 @@ def replay_round(
     from actors.crown_policy import fold_crown
 
     by_id = {r.eval_id: r.replayed for r in replays if r.replayed is not None}
-    swapped = [
-        by_id.get(e.eval_id, e) if isinstance(e, EvalFinished) else e for e in inputs
-    ]  # fmt: skip
+    swapped = [by_id.get(e.eval_id, e) if isinstance(e, EvalFinished) else e for e in inputs]
 
     def decided(decisions: list[Event]) -> RoundDecided | None:
         found = [d for d in decisions if isinstance(d, RoundDecided) and d.round == round_]
