@@ -513,6 +513,12 @@ def main(
     seed = options.seed or "0x" + secrets.token_hex(32)
     out = options.out or Path(".arena") / "evals" / f"{int(time.time())}-{os.getpid()}.json"
     kept = out.parent / EVIDENCE_DIR
+    evidence: dict[str, Evidence] = {}
+
+    def keep(judged: Evidence) -> dict[str, str]:
+        evidence[judged.eval_id] = judged
+        return write_evidence(kept, judged)
+
     with sigterm_raises():
         reports = evaluate_round(
             client,
@@ -520,13 +526,13 @@ def main(
             profile,
             seed,
             on_progress=on_progress,
-            keep_evidence=lambda evidence: write_evidence(kept, evidence),
+            keep_evidence=keep,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     body = reports[0] if len(reports) == 1 else reports
     out.write_bytes(msgspec.json.format(msgspec.json.encode(body)))
     page = out.with_suffix(".html")
-    page.write_text(render_html(reports), encoding="utf-8")
+    page.write_text(render_html(reports, evidence), encoding="utf-8")
     for report in reports:
         _print_report(report)
     print(f"report: {out} (and {page.name} beside it; evidence in {kept})")

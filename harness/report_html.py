@@ -3,7 +3,9 @@
 ``arena eval`` writes it beside its JSON report. Everything is in the one file (styles and
 plots inline, no scripts, nothing fetched), so it can be mailed, attached to an issue or opened
 from an archive years later. Plots are drawn by matplotlib as SVG from the reports' flattened
-per-level metrics (``c<concurrency>_<metric>``, see :func:`harness.eval.flat_metrics`).
+per-level metrics (``c<concurrency>_<metric>``, see :func:`harness.eval.flat_metrics`) and,
+where the evaluation's evidence is given, the distributions of every counted request's time to
+first token and inter-token gaps.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # harness.eval writes these reports with this module
     from harness.eval import EvalReport
+    from harness.evidence import Evidence
 
 __all__ = ["render_html"]
 
@@ -51,8 +54,12 @@ pre { background: #f6f8fa; padding: 0.5em; overflow-x: auto; max-height: 30em; f
 """
 
 
-def render_html(reports: Sequence[EvalReport], title: str = "arena eval") -> str:
-    """The whole HTML document for ``reports`` (one round)."""
+def render_html(
+    reports: Sequence[EvalReport],
+    evidence: Mapping[str, Evidence] | None = None,
+    title: str = "arena eval",
+) -> str:
+    """The whole HTML document for ``reports`` (one round); ``evidence`` by eval id, if kept."""
     e = html.escape
     first = reports[0] if reports else None
     head = f"profile {e(first.profile)}, seed {e(first.seed)}" if first else "no images"
@@ -64,7 +71,7 @@ def render_html(reports: Sequence[EvalReport], title: str = "arena eval") -> str
         _summary(reports),
     ]
     for n, report in enumerate(reports, 1):
-        parts.append(_section(n, report))
+        parts.append(_section(n, report, (evidence or {}).get(report.eval_id)))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -82,7 +89,7 @@ def _summary(reports: Sequence[EvalReport]) -> str:
     )
 
 
-def _section(n: int, report: EvalReport) -> str:
+def _section(n: int, report: EvalReport, kept: Evidence | None) -> str:
     e = html.escape
     arms = _by_level(report)
     parts = [
@@ -97,6 +104,8 @@ def _section(n: int, report: EvalReport) -> str:
         parts.append(_levels_table(arms))
         parts.append('<div class="plots">')
         parts.extend(_plot(arms, metric, title, f"{n}-{metric}") for metric, title in _PLOTS)
+        if kept is not None and kept.measurements:
+            parts.append(_distributions(kept, f"{n}-distributions"))
         parts.append("</div>")
     gate = {k: v for k, v in report.metrics.items() if not _LEVEL_METRIC.match(k)}
     if gate:
@@ -141,14 +150,36 @@ def _levels_table(levels: dict[int, dict[str, dict[str, float]]]) -> str:
     return f"<table><tr><th>concurrency</th><th>metric</th>{header}</tr>{''.join(rows)}</table>"
 
 
+def _distributions(kept: Evidence, salt: str) -> str:
+    """Histograms of TTFT and inter-token gaps of every counted request, per arm, as ``<svg>``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ttft_ax, itl_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    for arm, measurement in kept.measurements.items():
+        results = [r for level in measurement.levels for r in level.results if r.success]
+        label = arm.replace("_", " ")
+        for ax, values, most in (
+            (ttft_ax, [r.ttft for r in results], 30),
+            (itl_ax, [gap for r in results for gap in r.itl], 50),
+        ):
+            # In whole microseconds: values a rounding error apart cannot span a bin.
+            ms = [round(v * 1000, 3) for v in values]
+            if ms:
+                ax.hist(ms, bins=min(most, len(set(ms))), histtype="step", label=label)
+    ttft_ax.set(title="time to first token", xlabel="ms", ylabel="requests")
+    itl_ax.set(title="inter-token latency", xlabel="ms", ylabel="gaps", yscale="log")
+    for ax in (ttft_ax, itl_ax):
+        ax.legend(fontsize="small")
+    return _svg(fig, salt).replace("<svg ", '<svg style="width: 65em" ', 1)
+
+
 def _plot(
     levels: dict[int, dict[str, dict[str, float]]], metric: str, title: str, salt: str
 ) -> str:
-    """A grouped bar chart of ``metric`` per level and arm, as an inline ``<svg>`` element.
-
-    ``salt`` seeds the clip paths' ids: many plots share one HTML document, where an id
-    repeated by another plot would make it borrow that plot's clip path.
-    """
+    """A grouped bar chart of ``metric`` per level and arm, as an inline ``<svg>`` element."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,6 +195,18 @@ def _plot(
     ax.set_xticks(range(len(concurrencies)), [str(c) for c in concurrencies])
     ax.set(title=title, xlabel="concurrency")
     ax.legend(fontsize="small")
+    return _svg(fig, salt)
+
+
+def _svg(fig: Any, salt: str) -> str:
+    """``fig`` as an inline ``<svg>`` element (closed afterwards).
+
+    ``salt`` seeds the clip paths' ids: many plots share one HTML document, where an id
+    repeated by another plot would make it borrow that plot's clip path.
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.StringIO()
     # Text as text, not glyph outlines: smaller, searchable, and no glyph ids shared by plots.

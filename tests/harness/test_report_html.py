@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import msgspec
+
 from harness.eval import EvalReport
 from harness.report_html import render_html
+from tests.harness.plain import judged_evidence
 
 
 def _metrics(throughput: float) -> dict[str, float]:
@@ -93,3 +96,17 @@ def test_an_empty_round_still_renders() -> None:
     parsed = _Page()
     parsed.feed(render_html([]))
     assert "svg" not in parsed.tags and "table" in parsed.tags
+
+
+def test_kept_evidence_adds_ttft_and_itl_distributions() -> None:
+    with_evidence = msgspec.structs.replace(PASSED, eval_id="r1-0001")
+    without = _Page()
+    without.feed(render_html([with_evidence]))
+    page = render_html([with_evidence], {"r1-0001": judged_evidence("r1-0001")})
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.tags.count("svg") == without.tags.count("svg") + 1
+    text = "".join(parsed.text)
+    assert "time to first token" in text and "inter-token latency" in text
+    clips = re.findall(r'<clipPath id="([^"]+)"', page)
+    assert len(clips) == len(set(clips))
