@@ -51,6 +51,8 @@ class RoundProgressView:
         self.task = self.bar.add_task("starting", total=None)
 
     def update(self, progress: RoundProgress) -> None:
+        if not self.bar.live.is_started:
+            self.bar.start()  # on the first news only: a run refused at once prints nothing
         self.bar.update(
             self.task,
             description=describe(progress),
@@ -59,7 +61,6 @@ class RoundProgressView:
         )
 
     def __enter__(self) -> RoundProgressView:
-        self.bar.start()
         return self
 
     def __exit__(
@@ -68,4 +69,5 @@ class RoundProgressView:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.bar.stop()
+        if self.bar.live.is_started:
+            self.bar.stop()
