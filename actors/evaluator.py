@@ -11,7 +11,9 @@ round. It appends ``EvalStarted`` for each (its attempt, numbered by the schedul
 first pull, then per eval ``BaselineMeasured`` before and after (a measurement that is one
 eval's "after" and the next one's "before" is logged for both) and ``EvalFinished`` as soon as
 that eval is judged, so an evaluator that dies midway keeps what it finished. Every event has an
-idempotency key, so a retried call re-appends nothing twice.
+idempotency key, so a retried call re-appends nothing twice. Each eval's evidence (what it was
+judged on: ``harness.evidence``) is written beside the event log before its ``EvalFinished``,
+which records the files' sha256s; the newest ``ARENA_EVIDENCE_KEEP`` evals' evidence is kept.
 It holds no wallet key and never touches the chain. A validator-side failure (engine, baseline)
 ends as ``verdict="error"``; the scheduler decides whether to retry.
 """
@@ -19,6 +21,7 @@ ends as ``verdict="error"``; the scheduler decides whether to retry.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import docker
 import ray
@@ -28,6 +31,9 @@ from actors.log_client import LogClient
 from actors.placement import evaluator_options
 from events.types import BaselineMeasured, EvalFinished, EvalStarted, Event
 from harness.eval import EvalReport, evaluate_round, flat_metrics
+from harness.evidence import EVIDENCE_DIR, Evidence, evidence_keep
+from harness.evidence import prune as prune_evidence
+from harness.evidence import write as write_evidence
 from harness.measurement import Measurement
 from harness.profile import Profile, get_profile
 from harness.runner import remove_leftovers
@@ -81,6 +87,7 @@ class Evaluator:
                     noise=report.noise,
                     metrics=report.metrics,
                     role=q.role,
+                    evidence=report.evidence,
                 )
             )
             reported.add(i)
@@ -93,6 +100,7 @@ class Evaluator:
             eval_ids=[q.eval_id for q in queued],
             on_baseline=on_baseline,
             on_report=on_report,
+            keep_evidence=self._keep_evidence,
         )
         if missing := [q.eval_id for i, q in enumerate(queued) if i not in reported]:
             # Raising makes the scheduler dispatch them again rather than wait on them forever.
@@ -100,6 +108,13 @@ class Evaluator:
                 f"harness.eval.evaluate_round returned without judging {', '.join(missing)}; "
                 "this is a bug in the harness: every image must get a report"
             )
+
+    def _keep_evidence(self, evidence: Evidence) -> dict[str, str]:
+        """Evidence goes beside the event log (on a cluster, a folder every node shares)."""
+        directory = Path(self.log.path()).parent / EVIDENCE_DIR
+        digests = write_evidence(directory, evidence)
+        prune_evidence(directory, evidence_keep())
+        return digests
 
     def _append(self, *events: Event) -> None:
         self.log.append(list(events))

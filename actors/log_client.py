@@ -110,6 +110,10 @@ class LogClient(BaseLogClient):
     def last_seq(self) -> int:
         return self._call("last_seq")
 
+    def path(self) -> str:
+        """The event log's file on the node the log actor runs on."""
+        return self._call("path")
+
     async def ack(self, name: str, seq: int) -> None:
         await self._call_async("ack", name, seq)
 

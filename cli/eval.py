@@ -53,9 +53,12 @@ def eval_image(
     if dry_run:
         args.append("--dry-run")
     if local or dry_run:
+        from cli.progress import RoundProgressView
         from harness.eval import main
 
-        raise typer.Exit(main(args))
+        with RoundProgressView() as view:
+            code = main(args, on_progress=view.update)
+        raise typer.Exit(code)
     raise typer.Exit(_submit(address, profile, args))
 
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import bench, chain, eval, history, keys, live, miner, subnet, validator
+from cli import bench, chain, eval, history, keys, live, miner, replay, subnet, validator
 
 app = typer.Typer(
     name="arena",
@@ -18,6 +18,7 @@ app.add_typer(live.app, name="live")
 app.command("bench")(bench.bench)
 app.command("eval")(eval.eval_image)
 app.command("history")(history.history)
+app.command("replay")(replay.replay)
 app.command("sql")(history.sql)
 app.command("subnet")(subnet.subnet)
 

@@ -7,6 +7,10 @@ actors on a local Ray cluster; the three miners committing their images on chain
 event the validator records, until the round is decided and weights are on chain. It ends with
 a summary table and an example SQL query over the history.
 
+The console shows those steps, the events, and while an evaluation runs a status line with its
+phase. Python's, Ray's and Serve's own log lines go to ``arena.log`` in the run's folder, and
+the Ray session's logs (every actor and replica) are linked there as ``ray-logs``.
+
 Exit 0 when the faster honest miner is king and the chain holds weights giving it everything;
 otherwise 1, with the reason.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -27,8 +32,10 @@ from rich.console import Console
 from rich.table import Table
 
 from events.types import (
+    BaselineMeasured,
     EvalFinished,
     EvalQueued,
+    EvalStarted,
     Event,
     KingCrowned,
     KingServing,
@@ -82,6 +89,16 @@ class LocalSubnetRun:
         self.uids: dict[str, int] = {}
 
     # --- steps ---------------------------------------------------------------------------------
+
+    def keep_logs(self) -> None:
+        """Send Python's, Ray's and Serve's own log lines to ``arena.log``, not the console."""
+        from ray import serve  # noqa: F401  (importing it sets up Serve's console logger)
+
+        handler = logging.FileHandler(self.workdir / "arena.log", mode="w")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().setLevel(logging.INFO)
+        for name in ("", "ray", "ray.serve"):
+            logging.getLogger(name).handlers = [handler]
 
     def say(self, text: str) -> None:
         self.console.print(f"[dim]{time.monotonic() - self.started:7.1f}s[/] {text}")
@@ -168,8 +185,14 @@ class LocalSubnetRun:
                 include_dashboard=False,
                 runtime_env={"env_vars": env},
                 _temp_dir=str(ray_tmp),
-                logging_level="ERROR",
+                logging_level="INFO",
+                # Actors' and replicas' output stays in the session's log files (linked below).
+                log_to_driver=False,
             )
+            link = self.workdir / "ray-logs"
+            link.unlink(missing_ok=True)
+            link.symlink_to(ray_tmp / "session_latest" / "logs")
+            self.say(f"Ray's and Serve's logs: {link}, {self.workdir / 'arena.log'}")
         self.config = ValidatorConfig(
             log_path=str(self.workdir / "events.duckdb"),
             chain_url=self.url,
@@ -218,20 +241,43 @@ class LocalSubnetRun:
         name = type(e).__name__
         return f"{name} {e.key}" if name not in ("RoundDue", "MinerRegistered") else None
 
+    def running(self, events: list[Event]) -> str:
+        """The status line: what the evaluation running now is doing, from its events."""
+        queued = {e.eval_id: e for e in events if isinstance(e, EvalQueued)}
+        finished = {e.eval_id for e in events if isinstance(e, EvalFinished)}
+        started = [e.eval_id for e in events if isinstance(e, EvalStarted)]
+        open_ids = [i for i in dict.fromkeys(started) if i not in finished]
+        if not open_ids:
+            waiting = len(set(queued) - finished)
+            return f"{waiting} evaluations queued" if waiting else "waiting for the validator"
+        eval_id = open_ids[0]
+        phases = [
+            e.phase for e in events if isinstance(e, BaselineMeasured) and e.eval_id == eval_id
+        ]
+        doing = {
+            0: "pulling images, measuring the baseline",
+            1: "starting and measuring the challenger",
+        }.get(len(phases), "gate and score")
+        who = self.who(queued[eval_id].hotkey) if eval_id in queued else eval_id
+        return f"eval {eval_id} of {who} ({len(open_ids)} open in the round): {doing}"
+
     def watch(self, done: Callable[[list[Event]], Outcome | None], timeout_s: float) -> Outcome:
         """Print each new event; return ``done``'s outcome, or a failed one at the deadline."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            records = list(self.log.replay(self.seen_seq))
-            for r in records:
-                line = self.describe(r.event)
-                if line:
-                    self.say(line)
-                self.seen_seq = r.seq
-            outcome = done(self.events())
-            if outcome is not None:
-                return outcome
-            time.sleep(1.0)
+        with self.console.status("starting") as status:
+            while time.monotonic() < deadline:
+                records = list(self.log.replay(self.seen_seq))
+                for r in records:
+                    line = self.describe(r.event)
+                    if line:
+                        self.say(line)
+                    self.seen_seq = r.seq
+                events = self.events()
+                outcome = done(events)
+                if outcome is not None:
+                    return outcome
+                status.update(f"{time.monotonic() - self.started:7.1f}s {self.running(events)}")
+                time.sleep(1.0)
         return Outcome(False, f"no decision within {timeout_s:.0f} s; see `arena validator status`")
 
     def chain_weights(self) -> dict[int, float]:
@@ -382,6 +428,7 @@ def subnet(
     for name in ("events.duckdb", "events.duckdb.wal", "events.duckdb.journal"):
         (path / name).unlink(missing_ok=True)  # each run starts a fresh log
     run = LocalSubnetRun(path.resolve())
+    run.keep_logs()
     try:
         run.check_engine()
         run.load_images()

@@ -74,11 +74,24 @@ def start(
     os.environ["ARENA_BASELINE_IMAGE"] = baseline
     log_path = Path(log_file)
     from actors import supervisor
-    from chain.client import resolve_network
+    from chain.client import Backoff, ChainClient, ChainError, resolve_network
 
+    try:
+        chain_url = resolve_network(network)
+        # Asked once, before any actor starts: a chain watcher would only retry in the background.
+        with ChainClient(chain_url, backoff=Backoff(attempts=1), timeout_s=10.0) as chain:
+            chain.finalized_number()
+    except ValueError as exc:
+        typer.echo(f"arena validator start: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ChainError as exc:
+        typer.echo(
+            f"arena validator start: {exc} Start it, or name another with --network.", err=True
+        )
+        raise typer.Exit(1) from None
     config = ValidatorConfig(
         log_path=str(log_path.resolve()),
-        chain_url=resolve_network(network),
+        chain_url=chain_url,
         netuid=netuid,
         profile=profile,
         hotkey_uri=hotkey_uri,

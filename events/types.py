@@ -200,6 +200,8 @@ class EvalFinished(Event, tag="EvalFinished"):
     noise: float
     metrics: dict[str, float]
     role: EvalRole = "challenger"
+    # Evidence file name -> sha256 (harness.evidence), beside the event log; `arena replay`.
+    evidence: dict[str, str] = {}
 
     @property
     def key(self) -> str:

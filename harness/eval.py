@@ -49,11 +49,15 @@ import msgspec
 
 from harness import gate, score
 from harness.errors import HarnessError
+from harness.evidence import EVIDENCE_DIR, Evidence
+from harness.evidence import write as write_evidence
 from harness.loadgen import RequestResult
 from harness.measure import measure
 from harness.measurement import Measurement
 from harness.plan import PromptPlan, plan_measurement
+from harness.preflight import PreflightError, preflight
 from harness.profile import Profile, get_profile
+from harness.report_html import render_html
 from harness.runner import Sandbox, assigned_gpus, container_spec, pull_pinned, sigterm_raises
 from harness.sandbox_errors import SandboxError
 from harness.sandbox_image import require_pinned_baseline
@@ -64,6 +68,7 @@ __all__ = [
     "Disqualified",
     "EvalReport",
     "challenger_gpu_slot",
+    "Progress",
     "classify_failure",
     "dry_run_specs",
     "evaluate",
@@ -115,6 +120,48 @@ class EvalReport(msgspec.Struct, kw_only=True):
     baseline_after: dict[str, float] = {}
     logs: dict[str, str] = {}  # role -> bounded tail of the container's output
     seconds: dict[str, float] = {}  # phase -> wall seconds
+    eval_id: str = ""
+    evidence: dict[str, str] = {}  # evidence file -> sha256, when it was kept (harness.evidence)
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a round is, for a live display (plain data: rendering is the caller's business).
+
+    ``phase`` is one of "pull", "baseline_before", "challenger", "baseline_after", "gate",
+    "done"; within a measurement, ``concurrency`` and ``pass_index`` name the pass being sent
+    (concurrency 0: the warm-up) and ``done`` counts its finished requests of ``requests``.
+    """
+
+    image: int
+    images: int
+    phase: str
+    concurrency: int = 0
+    pass_index: int = 0
+    passes: int = 0
+    requests: int = 0
+    done: int = 0
+
+
+class _Progress:
+    """Builds :class:`Progress` values from the harness's callbacks and hands them to ``sink``."""
+
+    def __init__(self, sink: Callable[[Progress], None] | None, images: int, passes: int):
+        self.sink = sink
+        self.state = Progress(image=0, images=images, phase="", passes=passes)
+
+    def _emit(self, **changes: object) -> None:
+        self.state = msgspec.structs.replace(self.state, **changes)
+        if self.sink is not None:
+            self.sink(self.state)
+
+    def phase(self, image: int, phase: str) -> None:
+        self._emit(image=image, phase=phase, concurrency=0, pass_index=0, requests=0, done=0)
+
+    def pass_started(self, concurrency: int, pass_index: int, requests: int) -> None:
+        self._emit(concurrency=concurrency, pass_index=pass_index, requests=requests, done=0)
+
+    def request_done(self, _: RequestResult) -> None:
+        self._emit(done=self.state.done + 1)
 
 
 def flat_metrics(measurement: Measurement) -> dict[str, float]:
@@ -136,8 +183,20 @@ def classify_failure(result: RequestResult, logs: str) -> RequestFailure:
     return "request_failed"
 
 
-def _measure(url: str, profile: Profile, plan: PromptPlan) -> Measurement:
-    return asyncio.run(measure(url, profile, plan))
+def _measure(
+    url: str, profile: Profile, plan: PromptPlan, progress: _Progress | None = None
+) -> Measurement:
+    if progress is None:
+        return asyncio.run(measure(url, profile, plan))
+    return asyncio.run(
+        measure(
+            url,
+            profile,
+            plan,
+            on_pass=progress.pass_started,
+            on_request_done=progress.request_done,
+        )
+    )
 
 
 def challenger_gpu_slot(profile: Profile) -> int:
@@ -146,7 +205,13 @@ def challenger_gpu_slot(profile: Profile) -> int:
 
 
 def run_challenger(
-    client: docker.DockerClient, image_id: str, profile: Profile, plan: PromptPlan, *, name: str
+    client: docker.DockerClient,
+    image_id: str,
+    profile: Profile,
+    plan: PromptPlan,
+    *,
+    name: str,
+    progress: _Progress | None = None,
 ) -> tuple[Measurement, str]:
     """Start and measure the challenger with ``plan``; returns (measurement, logs).
 
@@ -157,7 +222,7 @@ def run_challenger(
     try:
         with box:
             box.wait_healthy()
-            measurement = _measure(box.url, profile, plan)
+            measurement = _measure(box.url, profile, plan, progress)
             box.check_alive()
             failed = measurement.failed()
             if failed:
@@ -181,8 +246,16 @@ class _Baseline:
     stopped while each challenger runs and started again to be measured after it.
     """
 
-    def __init__(self, client: docker.DockerClient, image_id: str, profile: Profile, name: str):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image_id: str,
+        profile: Profile,
+        name: str,
+        progress: _Progress,
+    ):
         self.client, self.image_id, self.profile, self.name = client, image_id, profile, name
+        self.progress = progress
         self.box: Sandbox | None = None
         self.logs = ""
 
@@ -209,7 +282,7 @@ class _Baseline:
         return box.url
 
     def measure(self, plan: PromptPlan) -> Measurement:
-        measurement = _measure(self.url(), self.profile, plan)
+        measurement = _measure(self.url(), self.profile, plan, self.progress)
         if failed := measurement.failed():
             raise _BaselineFailed(
                 f"{len(failed)} baseline requests failed, first: {failed[0].error}",
@@ -233,19 +306,28 @@ def evaluate_round(
     eval_ids: list[str] | None = None,
     on_baseline: Callable[[int, str, Measurement], None] | None = None,
     on_report: Callable[[int, EvalReport], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    keep_evidence: Callable[[Evidence], dict[str, str]] | None = None,
 ) -> list[EvalReport]:
     """Evaluate every image (pinned by digest) against the baseline in one round seeded ``seed``.
 
     Returns one report per image, in order. ``on_baseline(i, phase, measurement)`` is called
     with each baseline measurement taken for image ``i`` ("before", "after"; one measurement
     is the "after" of one image and the "before" of the next); ``on_report(i, report)`` as
-    soon as image ``i`` is judged. Never raises for a challenger's faults.
+    soon as image ``i`` is judged; ``on_progress`` with each :class:`Progress`.
+    ``keep_evidence(evidence)`` stores what image ``i`` was judged on (harness.evidence) just
+    before its ``on_report``, and returns the files' sha256s for ``EvalReport.evidence``. Never
+    raises for a challenger's faults.
     """
     ids = eval_ids or [secrets.token_hex(4) for _ in images]
+    progress = _Progress(on_progress, len(images), profile.passes)
     reports = [
-        EvalReport(image=image, profile=profile.name, seed=seed, verdict="error", reason="")
-        for image in images
+        EvalReport(
+            image=image, profile=profile.name, seed=seed, verdict="error", reason="", eval_id=id_
+        )
+        for image, id_ in zip(images, ids, strict=True)
     ]
+    evidence = [Evidence(eval_id=id_) for id_ in ids]
     clock = time.monotonic()
 
     def lap(report: EvalReport, phase: str) -> None:
@@ -255,9 +337,14 @@ def evaluate_round(
         clock = now
 
     def done(i: int) -> None:
+        progress.phase(i, "done")
+        if keep_evidence is not None:
+            evidence[i].logs = reports[i].logs
+            reports[i].evidence = keep_evidence(evidence[i])
         if on_report is not None:
             on_report(i, reports[i])
 
+    progress.phase(0, "pull")
     try:
         # The validator's fault, never a miner's: every eval of the round ends in error.
         if profile.model_manifest:
@@ -276,6 +363,7 @@ def evaluate_round(
         return reports
     pulled: list[tuple[int, str]] = []
     for i, report in enumerate(reports):
+        progress.phase(i, "pull")
         try:
             pulled.append((i, pull_pinned(client, report.image, profile)))
         except SandboxError as exc:
@@ -283,7 +371,7 @@ def evaluate_round(
             done(i)
         lap(report, "pull")
 
-    baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline")
+    baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline", progress)
     slot, before = 0, None
     # The largest score one baseline measurement of this round earned against the next: every
     # later challenger's noise is at least this (harness.score.score says why).
@@ -293,16 +381,19 @@ def evaluate_round(
             report = reports[i]
             plan = plan_measurement(seed, slot, profile)
             if before is None:
+                progress.phase(i, "baseline_before")
                 before = baseline.measure(plan)
             report.baseline_before = flat_metrics(before)
+            evidence[i].measurements["baseline_before"] = before
             if on_baseline:
                 on_baseline(i, "before", before)
             lap(report, "baseline_before")
             if not profile.baseline_stays_up:
                 baseline.close()  # its GPUs are the challenger's now
+            progress.phase(i, "challenger")
             try:
                 challenger, report.logs["challenger"] = run_challenger(
-                    client, image_id, profile, plan, name=f"{ids[i]}-challenger"
+                    client, image_id, profile, plan, name=f"{ids[i]}-challenger", progress=progress
                 )
             except (SandboxError, Disqualified) as exc:
                 # The baseline has served this plan, the next challenger has not: it reuses it.
@@ -312,14 +403,19 @@ def evaluate_round(
                 done(i)
                 continue
             report.metrics = flat_metrics(challenger)
+            evidence[i].measurements["challenger"] = challenger
             lap(report, "challenger")
             slot += 1
+            progress.phase(i, "baseline_after")
             after = baseline.measure(plan_measurement(seed, slot, profile))
             report.baseline_after = flat_metrics(after)
+            evidence[i].measurements["baseline_after"] = after
             if on_baseline:
                 on_baseline(i, "after", after)
             round_noise = max(round_noise, score.pair_noise(before, after))
-            _judge(report, before, challenger, after, baseline, profile, round_noise)
+            progress.phase(i, "gate")
+            evidence[i].noise_floor = round_noise
+            _judge(report, evidence[i], baseline, profile)
             lap(report, "baseline_after_and_gate")
             done(i)
             before = after
@@ -334,24 +430,26 @@ def evaluate_round(
     return reports
 
 
-def _judge(
-    report: EvalReport,
-    before: Measurement,
-    challenger: Measurement,
-    after: Measurement,
-    baseline: _Baseline,
-    profile: Profile,
-    noise_floor: float,
-) -> None:
-    """Gate and score ``challenger`` into ``report``; the gate re-scores on the live baseline."""
+def _judge(report: EvalReport, evidence: Evidence, baseline: _Baseline, profile: Profile) -> None:
+    """Gate and score the challenger into ``report``, keeping what they used in ``evidence``.
+
+    The gate re-scores on the live baseline; the score's noise floor is the round's so far.
+    """
+    measured = evidence.measurements
+    before, challenger = measured["baseline_before"], measured["challenger"]
     try:
-        verdict = asyncio.run(
-            gate.check(before, challenger, rescore_url=baseline.url(), profile=profile)
+        verdict, evidence.rescored = asyncio.run(
+            gate.check_with_evidence(
+                before, challenger, rescore_url=baseline.url(), profile=profile
+            )
         )
     except gate.InconclusiveError as exc:
         report.reason, report.detail = "inconclusive", f"gate: {exc}"
         return
-    result = score.score(before, challenger, after, verdict, noise_floor=noise_floor)
+    evidence.verdict = verdict
+    result = score.score(
+        before, challenger, measured["baseline_after"], verdict, noise_floor=evidence.noise_floor
+    )
     report.verdict = "pass" if verdict.passed else "fail"
     report.reason, report.detail = verdict.reason, verdict.details
     report.score, report.noise = result.score, result.noise
@@ -427,7 +525,10 @@ def _print_report(report: EvalReport) -> None:
     console.print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None
+) -> int:
+    """``python -m harness.eval``; ``on_progress`` as in :func:`evaluate_round`."""
     parser = argparse.ArgumentParser(
         description="Evaluate images against the baseline, all in one round."
     )
@@ -447,28 +548,49 @@ def main(argv: list[str] | None = None) -> int:
         help="print the baseline's and the challengers' container specs as JSON; run nothing",
     )
     options = parser.parse_args(argv)
-    profile = get_profile(options.profile)
     try:
-        baseline = require_pinned_baseline(profile, options.baseline_image)
+        profile = get_profile(options.profile)
+        profile = msgspec.structs.replace(
+            profile, baseline_image=require_pinned_baseline(profile, options.baseline_image)
+        )
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"arena eval: {exc}", file=sys.stderr)
         return 2
-    profile = msgspec.structs.replace(profile, baseline_image=baseline)
     if options.dry_run:
         specs = dry_run_specs(profile, options.image, assigned_gpus())
         print(msgspec.json.format(msgspec.json.encode(specs)).decode())
         return 0
+    try:
+        client = preflight(options.image, profile)
+    except (ValueError, PreflightError) as exc:
+        print(f"arena eval: {exc}", file=sys.stderr)
+        return 2
     seed = options.seed or "0x" + secrets.token_hex(32)
-    client = docker.from_env()
-    with sigterm_raises():
-        reports = evaluate_round(client, options.image, profile, seed)
     out = options.out or Path(".arena") / "evals" / f"{int(time.time())}-{os.getpid()}.json"
+    kept = out.parent / EVIDENCE_DIR
+    evidence: dict[str, Evidence] = {}
+
+    def keep(judged: Evidence) -> dict[str, str]:
+        evidence[judged.eval_id] = judged
+        return write_evidence(kept, judged)
+
+    with sigterm_raises():
+        reports = evaluate_round(
+            client,
+            options.image,
+            profile,
+            seed,
+            on_progress=on_progress,
+            keep_evidence=keep,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     body = reports[0] if len(reports) == 1 else reports
     out.write_bytes(msgspec.json.format(msgspec.json.encode(body)))
+    page = out.with_suffix(".html")
+    page.write_text(render_html(reports, evidence), encoding="utf-8")
     for report in reports:
         _print_report(report)
-    print(f"report: {out}")
+    print(f"report: {out} (and {page.name} beside it; evidence in {kept})")
     worst = max(reports, key=lambda r: {"pass": 0, "fail": 1, "error": 2}[r.verdict])
     return {"pass": 0, "fail": 1, "error": 2}[worst.verdict]
 

@@ -39,6 +39,7 @@ from rules.reasons import GateReason, StreamReason
 __all__ = [
     "GateVerdict",
     "InconclusiveError",
+    "Rescored",
     "Rescorer",
     "check",
     "ARGMAX_LOGPROB_TOLERANCE",
@@ -49,6 +50,8 @@ __all__ = [
     "BUFFER_MIN_EVIDENCE",
     "CLIENT_STARVED_SHARE",
     "RESCORE_CONCURRENCY",
+    "check_with_evidence",
+    "judge",
 ]
 
 # Tolerances, from measured honest-engine divergence on the local tiny model (vLLM CPU, fp32):
@@ -284,25 +287,56 @@ class Rescorer:
         return scored
 
 
-async def _judge_tokens(rescorer: Rescorer, pairs) -> GateVerdict:
+class Rescored(msgspec.Struct, frozen=True, kw_only=True):
+    """What the baseline said about one challenger answer: the evidence the token checks use.
+
+    ``text`` is the answer's token ids detokenized by the baseline; at each position,
+    ``token_logprobs`` is the baseline's logprob of the challenger's token and
+    ``argmax_logprobs`` that of its own most likely token.
+    """
+
+    concurrency: int
+    prompt_index: int
+    text: str
+    token_logprobs: list[float]
+    argmax_logprobs: list[float]
+
+
+async def _rescore(rescorer: Rescorer, pairs) -> list[Rescored]:
     semaphore = asyncio.Semaphore(RESCORE_CONCURRENCY)
 
-    async def judge(concurrency: int, prompt: Prompt, chal: RequestResult):
+    async def one(concurrency: int, prompt: Prompt, chal: RequestResult) -> Rescored:
         async with semaphore:
             text = await rescorer.detokenize(chal.token_ids)
             scored = await rescorer.rescore(await rescorer.prompt_ids(prompt), chal.token_ids)
-        return concurrency, prompt, chal, text, scored
+        return Rescored(
+            concurrency=concurrency,
+            prompt_index=prompt.index,
+            text=text,
+            token_logprobs=[token for token, _ in scored],
+            argmax_logprobs=[argmax for _, argmax in scored],
+        )
 
-    judged = await asyncio.gather(*(judge(c, p, ch) for c, p, _, ch in pairs))
+    return list(await asyncio.gather(*(one(c, p, ch) for c, p, _, ch in pairs)))
+
+
+def _token_verdict(pairs, rescored: list[Rescored]) -> GateVerdict:
     max_argmax_gap = max_reported_gap = 0.0
-    for concurrency, prompt, chal, text, scored in judged:
+    for (concurrency, prompt, _, chal), judged in zip(pairs, rescored, strict=True):
+        if (judged.concurrency, judged.prompt_index) != (concurrency, prompt.index):
+            raise ValueError(
+                f"re-scoring of prompt {judged.prompt_index} at concurrency "
+                f"{judged.concurrency} given for prompt {prompt.index} at concurrency "
+                f"{concurrency}: the evidence does not belong to these measurements"
+            )
         where = f"prompt {prompt.index} at concurrency {concurrency}"
-        if text != chal.text:
+        if judged.text != chal.text:
             return _fail(
                 "text_mismatch",
                 f"{where}: streamed text {chal.text[:60]!r} but its token ids decode to "
-                f"{text[:60]!r}",
+                f"{judged.text[:60]!r}",
             )
+        scored = zip(judged.token_logprobs, judged.argmax_logprobs, strict=True)
         for position, ((token_lp, argmax_lp), reported) in enumerate(
             zip(scored, chal.logprobs, strict=True)
         ):
@@ -324,23 +358,27 @@ async def _judge_tokens(rescorer: Rescorer, pairs) -> GateVerdict:
                     f"re-scored {token_lp:.3f} (tolerance {REPORTED_LOGPROB_TOLERANCE})",
                     max_reported_gap=reported_gap,
                 )
+    exact_match = _exact_match(pairs)
+    if exact_match < EXACT_MATCH_FLOOR:
+        return _fail(
+            "exact_match_floor",
+            f"outputs share {exact_match:.0%} of the baseline's greedy tokens as a common prefix "
+            f"(floor {EXACT_MATCH_FLOOR:.0%})",
+            exact_match=exact_match,
+            max_argmax_gap=max_argmax_gap,
+            max_reported_gap=max_reported_gap,
+        )
     return GateVerdict(
         passed=True,
         reason="ok",
         details="",
         max_argmax_gap=max_argmax_gap,
         max_reported_gap=max_reported_gap,
+        exact_match=exact_match,
     )
 
 
-async def check(
-    baseline: Measurement,
-    challenger: Measurement,
-    *,
-    rescore_url: str,
-    profile: Profile,
-) -> GateVerdict:
-    """Judge ``challenger`` against ``baseline`` (same seed); ``rescore_url`` is a live baseline."""
+def _judged_pairs(baseline: Measurement, challenger: Measurement) -> list:
     if (challenger.seed, challenger.slot) != (baseline.seed, baseline.slot):
         raise ValueError(
             f"the baseline was measured with slot {baseline.slot} of seed {baseline.seed[:18]}, "
@@ -354,27 +392,55 @@ async def check(
                 f"the baseline failed prompt {prompt.index} at concurrency {concurrency}: "
                 f"{base.error}; measure it again before judging a challenger"
             )
-    verdict = (
+    return pairs
+
+
+def _stream_verdict(challenger: Measurement, pairs) -> GateVerdict | None:
+    """Checks 1-3, which need no re-scoring; None when the answers reach re-scoring."""
+    return (
         _failure_verdict(challenger.warmup, pairs)
         or _length_verdict(pairs)
         or _buffer_verdict(pairs)
     )
+
+
+async def check_with_evidence(
+    baseline: Measurement,
+    challenger: Measurement,
+    *,
+    rescore_url: str,
+    profile: Profile,
+) -> tuple[GateVerdict, list[Rescored]]:
+    """:func:`check`, and the re-scoring it judged (empty when checks 1-3 decided)."""
+    pairs = _judged_pairs(baseline, challenger)
+    verdict = _stream_verdict(challenger, pairs)
     if verdict is not None:
-        return verdict
+        return verdict, []
     timeout = httpx.Timeout(profile.request_timeout_s)
     async with httpx.AsyncClient(timeout=timeout) as client:
         rescorer = Rescorer(client, rescore_url, profile.served_model_name)
-        verdict = await _judge_tokens(rescorer, pairs)
-    if not verdict.passed:
-        return verdict
-    exact_match = _exact_match(pairs)
-    if exact_match < EXACT_MATCH_FLOOR:
-        return _fail(
-            "exact_match_floor",
-            f"outputs share {exact_match:.0%} of the baseline's greedy tokens as a common prefix "
-            f"(floor {EXACT_MATCH_FLOOR:.0%})",
-            exact_match=exact_match,
-            max_argmax_gap=verdict.max_argmax_gap,
-            max_reported_gap=verdict.max_reported_gap,
-        )
-    return msgspec.structs.replace(verdict, exact_match=exact_match)
+        rescored = await _rescore(rescorer, pairs)
+    return _token_verdict(pairs, rescored), rescored
+
+
+async def check(
+    baseline: Measurement,
+    challenger: Measurement,
+    *,
+    rescore_url: str,
+    profile: Profile,
+) -> GateVerdict:
+    """Judge ``challenger`` against ``baseline`` (same seed); ``rescore_url`` is a live baseline."""
+    verdict, _ = await check_with_evidence(
+        baseline, challenger, rescore_url=rescore_url, profile=profile
+    )
+    return verdict
+
+
+def judge(baseline: Measurement, challenger: Measurement, rescored: list[Rescored]) -> GateVerdict:
+    """The verdict :func:`check_with_evidence` gave, recomputed from its evidence alone.
+
+    No engine is asked: the re-scoring is the stored one. Raises like :func:`check`.
+    """
+    pairs = _judged_pairs(baseline, challenger)
+    return _stream_verdict(challenger, pairs) or _token_verdict(pairs, rescored)

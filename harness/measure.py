@@ -50,12 +50,15 @@ async def measure(
     plan: PromptPlan,
     *,
     on_request_done: Callable[[RequestResult], None] | None = None,
+    on_pass: Callable[[int, int, int], None] | None = None,
 ) -> Measurement:
     """Warm up, then send the plan's prompts at each of ``profile.concurrency_levels``.
 
     Each level is sent ``profile.passes`` times, each pass with its own prompts; the
     least-disturbed pass counts (:attr:`Measurement.levels`). A failed warm-up request ends
-    the measurement there, with no runs.
+    the measurement there, with no runs. For a live display, ``on_pass(concurrency,
+    pass_index, requests)`` is called as each pass starts and ``on_request_done`` as each of
+    its requests ends; the warm-up is ``on_pass(0, 0, requests)``, its requests not counted.
     """
     measurement = Measurement(
         url=url,
@@ -66,6 +69,8 @@ async def measure(
         warmup=[],
         runs=[],
     )
+    if on_pass is not None:
+        on_pass(0, 0, len(plan.warmup))
     for prompt in plan.warmup:
         (result,), _ = await run_level(
             url,
@@ -81,6 +86,8 @@ async def measure(
     for concurrency in profile.concurrency_levels:
         for pass_index in range(profile.passes):
             prompts = plan.pass_prompts(concurrency, pass_index)
+            if on_pass is not None:
+                on_pass(concurrency, pass_index, len(prompts))
             results, duration = await run_level(
                 url,
                 prompts,

@@ -33,6 +33,7 @@ __all__ = [
     "parse_ref",
     "read_image",
     "require_pinned_baseline",
+    "registry_url",
     "runtime_digest",
 ]
 
@@ -137,7 +138,8 @@ def require_pinned_baseline(profile: Profile, image: str | None = None) -> str:
     return ref
 
 
-def _base_url(registry: str) -> str:
+def registry_url(registry: str) -> str:
+    """The Distribution API root of ``registry``, e.g. ``https://ghcr.io/v2``."""
     host = registry.split(":", 1)[0]
     # Loopback registries (the local profile) speak plain HTTP, like the engine's default
     # insecure-registry rule for 127.0.0.0/8.
@@ -181,7 +183,7 @@ def _get_bounded(
 def _get(
     client: httpx.Client, ref: ImageRef, path: str, accept: str, deadline: float
 ) -> tuple[int, bytes]:
-    url = f"{_base_url(ref.registry)}/{ref.repository}/{path}"
+    url = f"{registry_url(ref.registry)}/{ref.repository}/{path}"
     headers = {"Accept": accept}
     reply, body = _get_bounded(client, url, headers, deadline)
     if reply.status_code == 401:

@@ -1,4 +1,4 @@
-"""The organic-request gateway: OpenAI-compatible chat completions, forwarded to the king.
+"""The organic-request gateway: OpenAI-compatible chat and text completions, forwarded to the king.
 
 Run it with Ray Serve (the builder takes the config as ``key=value`` arguments)::
 
@@ -31,7 +31,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -54,7 +54,15 @@ from harness.profile import get_profile
 from rules.king import follow_serving
 from serve_apps.keys import ApiKey, KeyRing, default_keys_path
 from serve_apps.listener import Listener
-from serve_apps.openai_schema import ApiError, error_body, openapi_document, parse_chat_request
+from serve_apps.openai_schema import (
+    ApiError,
+    ChatCompletionRequest,
+    CompletionRequest,
+    error_body,
+    openapi_document,
+    parse_chat_request,
+    parse_completion_request,
+)
 from serve_apps.organic_check import (
     AnswerCollector,
     OrganicRequest,
@@ -271,34 +279,53 @@ class _Gateway:
         return None if request is None else (king, request)
 
     async def chat_completions(self, request: Request) -> Response:
+        return await self.generate(request, "/v1/chat/completions", parse_chat_request)
+
+    async def completions(self, request: Request) -> Response:
+        return await self.generate(request, "/v1/completions", parse_completion_request)
+
+    async def generate(
+        self,
+        request: Request,
+        path: str,
+        parse: Callable[[bytes], ChatCompletionRequest | CompletionRequest],
+    ) -> Response:
+        """Forward a completion request to ``path`` upstream: keys, limits, failover, usage."""
         key = self.authorize(request)
         body = await _read_body(request, self.config.max_body_bytes)
-        chat = parse_chat_request(body)
-        if chat.model != self.config.served_model_name:
+        parsed = parse(body)
+        if parsed.model != self.config.served_model_name:
             raise ApiError(
                 404,
-                f"model {chat.model!r} is not served here; use {self.config.served_model_name!r}",
+                f"model {parsed.model!r} is not served here; use {self.config.served_model_name!r}",
                 param="model",
                 code="model_not_found",
             )
         client_body = body
-        client_wants_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        if chat.stream and not client_wants_usage:
+        client_wants_usage = (
+            parsed.stream_options is not None and parsed.stream_options.include_usage
+        )
+        if parsed.stream and not client_wants_usage:
             body = request_usage(body)
         try:
-            endpoint, upstream = await open_upstream(self.client, self.upstreams, body)
+            endpoint, upstream = await open_upstream(self.client, self.upstreams, path, body)
         except ApiError:
             self.record(key, "", Usage(), error=True)
             raise
         self.upstreams.mark_up(endpoint)
-        check = self.to_check(endpoint, client_body)
+        # Organic checks re-score chat answers only (serve_apps.organic_check).
+        check = (
+            self.to_check(endpoint, client_body)
+            if isinstance(parsed, ChatCompletionRequest)
+            else None
+        )
         headers = {
             "content-type": upstream.headers.get("content-type", "application/json"),
             # Which kind of server answered (never its address): lets clients and tests see
             # failover happen.
             "x-arena-upstream": "reference" if endpoint == self.upstreams.reference else "king",
         }
-        if not chat.stream or upstream.status_code != 200:
+        if not parsed.stream or upstream.status_code != 200:
             try:
                 content = await upstream.aread()
             except httpx.HTTPError as exc:
@@ -439,6 +466,7 @@ def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starl
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
+            Route("/v1/completions", gateway.completions, methods=["POST"]),
             Route("/v1/models", gateway.list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),

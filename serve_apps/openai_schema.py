@@ -1,5 +1,6 @@
-"""The gateway's request contract: msgspec structs for a chat completion, OpenAI-style errors,
-and the OpenAPI document generated from the same structs (what schemathesis fuzzes).
+"""The gateway's request contract: msgspec structs for a chat completion and a (text) completion,
+OpenAI-style errors, and the OpenAPI document generated from the same structs (what schemathesis
+fuzzes).
 
 Validation only guards the gateway: the request bytes that reach the upstream are the client's own
 (unknown fields included), so the king and the reference miner see exactly what was sent.
@@ -8,7 +9,7 @@ Validation only guards the gateway: the request bytes that reach the upstream ar
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -18,6 +19,7 @@ from serve_apps.errors import ServeError
 __all__ = [
     "ApiError",
     "ChatCompletionRequest",
+    "CompletionRequest",
     "error_body",
     "openapi_document",
     "parse_chat_request",
@@ -25,6 +27,7 @@ __all__ = [
     "TextPart",
     "Message",
     "StreamOptions",
+    "parse_completion_request",
 ]
 
 _MAX_TOKENS = 1 << 20
@@ -45,23 +48,36 @@ class StreamOptions(msgspec.Struct, kw_only=True):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(msgspec.Struct, kw_only=True):
+class _GenerationRequest(msgspec.Struct, kw_only=True):
+    """The fields chat and text completions share."""
+
     model: Annotated[str, Meta(min_length=1)]
-    messages: Annotated[list[Message], Meta(min_length=1)]
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: Annotated[int, Meta(ge=1, le=_MAX_TOKENS)] | None = None
-    max_completion_tokens: Annotated[int, Meta(ge=1, le=_MAX_TOKENS)] | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    # One answer per request: usage is counted and answers are checked one at a time.
     n: Annotated[int, Meta(ge=1, le=1)] = 1
-    logprobs: bool = False
-    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
     seed: Annotated[int, Meta(ge=0, le=(1 << 63) - 1)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     user: str | None = None
+
+
+class ChatCompletionRequest(_GenerationRequest, kw_only=True):
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    max_completion_tokens: Annotated[int, Meta(ge=1, le=_MAX_TOKENS)] | None = None
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+
+
+class CompletionRequest(_GenerationRequest, kw_only=True):
+    # One prompt, as text or token ids: a batch of prompts would be several answers (see ``n``).
+    prompt: str | Annotated[list[Annotated[int, Meta(ge=0)]], Meta(min_length=1)]
+    logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    echo: bool = False
 
 
 class ApiError(ServeError):
@@ -100,8 +116,10 @@ class _Error(msgspec.Struct):
     error: _ErrorDetail
 
 
+_Request = TypeVar("_Request", ChatCompletionRequest, CompletionRequest)
 _encoder = msgspec.json.Encoder()
 _chat_decoder = msgspec.json.Decoder(ChatCompletionRequest)
+_completion_decoder = msgspec.json.Decoder(CompletionRequest)
 _AT_PATH = re.compile(r" - at `\$\.?(.*)`$")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
 
@@ -114,8 +132,17 @@ def error_body(
 
 def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     """Decode and validate; any client mistake becomes a 400 :class:`ApiError` naming the field."""
+    return _parse(_chat_decoder, body)
+
+
+def parse_completion_request(body: bytes) -> CompletionRequest:
+    """:func:`parse_chat_request` for ``/v1/completions``."""
+    return _parse(_completion_decoder, body)
+
+
+def _parse(decoder: msgspec.json.Decoder[_Request], body: bytes) -> _Request:
     try:
-        return _chat_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
         param = None
@@ -130,13 +157,10 @@ def parse_chat_request(body: bytes) -> ChatCompletionRequest:
 
 def openapi_document(served_model_name: str) -> dict[str, Any]:
     """OpenAPI 3.1 description of the gateway, with request schemas taken from the structs."""
-    (chat_schema,), components = msgspec.json.schema_components(
-        (ChatCompletionRequest,), ref_template="#/components/schemas/{name}"
+    (chat_schema, completion_schema, error_schema), components = msgspec.json.schema_components(
+        (ChatCompletionRequest, CompletionRequest, _Error),
+        ref_template="#/components/schemas/{name}",
     )
-    (error_schema,), error_components = msgspec.json.schema_components(
-        (_Error,), ref_template="#/components/schemas/{name}"
-    )
-    components.update(error_components)
     errors = {
         str(status): {
             "description": why,
@@ -152,34 +176,39 @@ def openapi_document(served_model_name: str) -> dict[str, Any]:
         ]
     }
     auth_errors = {k: v for k, v in errors.items() if k in ("401", "429")}
+
+    def generation(operation_id: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "post": {
+                "operationId": operation_id,
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": schema}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "a completion, or an SSE stream when stream=true",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **errors,
+                },
+            }
+        }
+
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Arena gateway",
             "version": "1",
-            "description": f"OpenAI-compatible chat completions for {served_model_name}.",
+            "description": f"OpenAI-compatible chat and text completions for {served_model_name}.",
         },
         "paths": {
-            "/v1/chat/completions": {
-                "post": {
-                    "operationId": "createChatCompletion",
-                    "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": chat_schema}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "a completion, or an SSE stream when stream=true",
-                            "content": {
-                                "application/json": {"schema": {"type": "object"}},
-                                "text/event-stream": {"schema": {"type": "string"}},
-                            },
-                        },
-                        **errors,
-                    },
-                }
-            },
+            "/v1/chat/completions": generation("createChatCompletion", chat_schema),
+            "/v1/completions": generation("createCompletion", completion_schema),
             "/v1/models": {
                 "get": {
                     "operationId": "listModels",

@@ -1,4 +1,4 @@
-"""Forwarding a chat completion to an upstream OpenAI server, streaming bytes through as they come.
+"""Forwarding completions to an upstream OpenAI server, streaming bytes through as they come.
 
 A stream is relayed event by event: each complete SSE event goes out the moment its last byte
 arrives, and only a partial event (which a client could not use yet) is held back. That keeps the
@@ -71,9 +71,10 @@ def _take_usage(events: list[bytes], keep_usage_chunk: bool) -> tuple[list[bytes
 
 
 async def open_upstream(
-    client: httpx.AsyncClient, upstreams: Upstreams, body: bytes
+    client: httpx.AsyncClient, upstreams: Upstreams, path: str, body: bytes
 ) -> tuple[str, httpx.Response]:
-    """Send to the first upstream that answers; a refused connection or a 5xx moves to the next.
+    """Send ``body`` to ``path`` on the first upstream that answers; a refused connection or a
+    5xx moves to the next.
 
     Nothing has reached the client yet at this point, so trying the next server is safe.
     """
@@ -81,7 +82,7 @@ async def open_upstream(
     for endpoint in upstreams.order(time.monotonic()):
         request = client.build_request(
             "POST",
-            endpoint + "/v1/chat/completions",
+            endpoint + path,
             content=body,
             headers={"content-type": "application/json"},
         )

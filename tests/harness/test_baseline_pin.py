@@ -47,7 +47,7 @@ def test_eval_and_validator_start_fail_at_once_with_one_line(
 ) -> None:
     assert eval_main(["--image", CHALLENGER, "--profile", "sn-h200"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("error: profile sn-h200: the baseline image '' is not pinned")
+    assert line.startswith("arena eval: profile sn-h200: the baseline image '' is not pinned")
 
     runner = CliRunner()
     for argv in (

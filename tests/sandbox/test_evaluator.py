@@ -15,6 +15,9 @@ from actors.eval_attempt import EvalAttempt, encode_attempts
 from actors.evaluator import start_evaluator
 from actors.log_client import LogClient
 from events.types import BaselineMeasured, EvalFinished, EvalQueued, EvalStarted
+from harness.eval import flat_metrics
+from harness.evidence import EVIDENCE_DIR, KINDS
+from harness.evidence import read as read_evidence
 from harness.profile import get_profile
 from harness.runner import LABEL
 
@@ -73,3 +76,10 @@ def test_evaluator_logs_started_baseline_and_finished(
         if queued.eval_id in e["Actor"]["Attributes"]["name"]
     ]
     assert order[:3] == [("start", "baseline"), ("die", "baseline"), ("start", "challenger")]
+    # Its evidence is beside the event log, as the sha256s in EvalFinished say.
+    assert set(finished.evidence) == {f"{queued.eval_id}.{kind}.parquet" for kind in KINDS}
+    folder = Path(LogClient().path()).parent / EVIDENCE_DIR
+    kept = read_evidence(folder, queued.eval_id, finished.evidence)
+    assert list(kept.measurements) == ["baseline_before"]  # the challenger crashed unmeasured
+    assert flat_metrics(kept.measurements["baseline_before"]) == baseline.metrics
+    assert kept.verdict is None and kept.rescored == []

@@ -151,6 +151,8 @@ def test_arena_eval_reports_a_rejected_image(
     report = msgspec.json.decode(out.read_bytes())
     assert (report["verdict"], report["reason"]) == ("fail", "manifest_not_found")
     assert "FAIL" in result.stdout
+    page = out.with_suffix(".html").read_text()  # the HTML report beside the JSON
+    assert wrong in page and "manifest_not_found" in page
 
 
 def _committed(

@@ -17,11 +17,17 @@ Real vLLM CPU containers: one baseline, then each challenger in turn.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import docker
 import msgspec
 import pytest
 
-from harness.eval import EvalReport, evaluate_round
+from cli.replay import replay_eval
+from events.types import EvalFinished
+from harness.eval import EvalReport, Progress, evaluate_round
+from harness.evidence import read as read_evidence
+from harness.evidence import write as write_evidence
 from harness.profile import Profile
 from rules.crown import crowned_over_no_king
 
@@ -37,17 +43,34 @@ CHEATS = {
 }
 # Earn nothing beyond what the baseline earns against itself.
 WITHIN_NOISE = ("baseline", "miner-ref", "adv-replay", "adv-organic")
+# What the round reported as it went (its on_progress), for the progress test.
+PROGRESS: list[Progress] = []
+
+
+@pytest.fixture(scope="module")
+def evidence_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("evidence")
 
 
 @pytest.fixture(scope="module")
 def integrity_round(
-    sandbox_profile: Profile, docker_client: docker.DockerClient, built_images: dict[str, str]
+    sandbox_profile: Profile,
+    docker_client: docker.DockerClient,
+    built_images: dict[str, str],
+    evidence_dir: Path,
 ) -> dict[str, EvalReport]:
     # 64-token answers (about 250 ms), so only a stall longer than a whole answer could merge an
     # honest stream into one network read (tests/harness/test_gate_vllm.py measured why).
     profile = msgspec.structs.replace(sandbox_profile, output_tokens=64)
     names = [*HONEST, *CHEATS]
-    reports = evaluate_round(docker_client, [built_images[n] for n in names], profile, SEED)
+    reports = evaluate_round(
+        docker_client,
+        [built_images[n] for n in names],
+        profile,
+        SEED,
+        on_progress=PROGRESS.append,
+        keep_evidence=lambda kept: write_evidence(evidence_dir, kept),
+    )
     return dict(zip(names, reports, strict=True))
 
 
@@ -93,3 +116,44 @@ def test_the_round_measured_the_baseline_once_between_challengers(
     assert len(measured) >= len(HONEST)
     for earlier, later in zip(measured, measured[1:], strict=False):
         assert later.baseline_before == earlier.baseline_after
+
+
+def test_progress_follows_every_phase_and_every_pass(
+    integrity_round: dict[str, EvalReport], sandbox_profile: Profile
+) -> None:
+    phases: dict[int, list[str]] = {}
+    passes: dict[tuple[int, str], dict[tuple[int, int], tuple[int, int]]] = {}
+    for p in PROGRESS:
+        seen = phases.setdefault(p.image, [])
+        if not seen or seen[-1] != p.phase:
+            seen.append(p.phase)
+        if p.requests:
+            sent = passes.setdefault((p.image, p.phase), {})
+            sent[p.concurrency, p.pass_index] = (p.done, p.requests)
+    measured = ["challenger", "baseline_after", "gate", "done"]
+    assert phases == {
+        i: ["pull", *(["baseline_before"] if i == 0 else []), *measured]
+        for i in range(len(integrity_round))
+    }
+    levels = [(0, 0)] + [
+        (c, n) for c in sandbox_profile.concurrency_levels for n in range(sandbox_profile.passes)
+    ]
+    assert (0, "baseline_before") in passes
+    for (image, phase), sent in passes.items():
+        assert list(sent) == levels, (image, phase)
+        # Every measured request was counted (the warm-up's are not: done stays 0).
+        assert all(done == requests for (c, _), (done, requests) in sent.items() if c), sent
+
+
+@pytest.mark.parametrize("name", [*HONEST, *CHEATS])
+def test_each_verdict_and_score_replays_from_its_evidence(
+    name: str, integrity_round: dict[str, EvalReport], evidence_dir: Path
+) -> None:
+    report = integrity_round[name]
+    logged = EvalFinished(
+        eval_id=report.eval_id, hotkey=name, digest="sha256:" + "0" * 64,
+        verdict=report.verdict, reason=report.reason, score=report.score, noise=report.noise,
+        metrics={}, evidence=report.evidence,
+    )  # fmt: skip
+    replayed = replay_eval(logged, read_evidence(evidence_dir, report.eval_id, report.evidence))
+    assert replayed.replayed is not None and replayed.differences == []

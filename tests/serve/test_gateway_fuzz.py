@@ -85,7 +85,7 @@ def test_unknown_paths_get_openai_errors(fuzz_target: tuple[str, str]) -> None:
     import httpx
 
     url, _ = fuzz_target
-    response = httpx.get(url + "/v1/completions")
+    response = httpx.get(url + "/v1/embeddings")
     assert response.status_code == 404
     assert response.json()["error"]["message"] == "Not Found"
     response = httpx.delete(url + "/v1/chat/completions")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from serve_apps.openai_schema import ApiError, openapi_document, parse_chat_request
+from serve_apps.openai_schema import (
+    ApiError,
+    openapi_document,
+    parse_chat_request,
+    parse_completion_request,
+)
 
 OK = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
 ROBOT = b'{"model": "m", "messages": [{"role": "robot", "content": "x"}]}'
@@ -58,11 +63,32 @@ def test_client_mistakes_are_400_naming_the_field(
     }
 
 
-def test_openapi_document_describes_the_request_struct() -> None:
+def test_a_completion_takes_one_prompt_as_text_or_token_ids() -> None:
+    assert parse_completion_request(b'{"model": "m", "prompt": "hi"}').prompt == "hi"
+    completion = parse_completion_request(b'{"model": "m", "prompt": [1, 2], "logprobs": 2}')
+    assert (completion.prompt, completion.logprobs, completion.echo) == ([1, 2], 2, False)
+    for body, param in [
+        (b'{"model": "m"}', "prompt"),
+        (b'{"model": "m", "prompt": []}', "prompt"),
+        (b'{"model": "m", "prompt": ["a", "b"]}', "prompt[0]"),
+        (b'{"model": "m", "prompt": [-1]}', "prompt[0]"),
+        (b'{"model": "m", "prompt": "hi", "n": 3}', "n"),
+        (b'{"model": "m", "prompt": "hi", "echo": "yes"}', "echo"),
+    ]:
+        with pytest.raises(ApiError) as caught:
+            parse_completion_request(body)
+        assert (caught.value.status, caught.value.param) == (400, param)
+
+
+@pytest.mark.parametrize(
+    ("path", "required"),
+    [("/v1/chat/completions", {"model", "messages"}), ("/v1/completions", {"model", "prompt"})],
+)
+def test_openapi_document_describes_the_request_structs(path: str, required: set[str]) -> None:
     doc = openapi_document("arena-tiny")
-    post = doc["paths"]["/v1/chat/completions"]["post"]
+    post = doc["paths"][path]["post"]
     ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert set(schema["required"]) == {"model", "messages"}
+    assert set(schema["required"]) == required
     assert schema["properties"]["max_tokens"]["anyOf"][0]["minimum"] == 1
     assert {"400", "401", "413", "429"} <= set(post["responses"])

@@ -8,7 +8,7 @@ text nonsense, as on the random tiny model. Its greedy answer is "acac...".
 (``/tokenize``, ``/detokenize``, structured-output and prompt-logprob ``/v1/completions``,
 ``/v1/chat/completions`` with token ids) as an httpx MockTransport handler or, through
 :func:`reference_app`, over HTTP.
-:func:`king_app` is a king that answers every chat completion with the text it is given.
+:func:`king_app` is a king that answers every chat or text completion with the text it is given.
 """
 
 from __future__ import annotations
@@ -137,35 +137,41 @@ def reference_app(toy: ToyReference) -> Starlette:
     return Starlette(routes=[Route(path, handle, methods=["POST"]) for path in paths])
 
 
-def _chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-    choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    return b"data: " + json.dumps({"id": "chatcmpl-toy", "choices": [choice]}).encode() + b"\n\n"
+def _chunk(choice: dict[str, Any], finish: str | None) -> bytes:
+    choice = {"index": 0, **choice, "finish_reason": finish}
+    return b"data: " + json.dumps({"id": "cmpl-toy", "choices": [choice]}).encode() + b"\n\n"
 
 
-def king_app(answer: Callable[[dict], str]) -> Starlette:
-    """A king answering each chat completion with ``answer(request)``, one character a token."""
+def king_app(answer: Callable[[dict], str], cut_after: int | None = None) -> Starlette:
+    """A king answering each chat or text completion with ``answer(request)``, one character a
+    token; with ``cut_after``, a stream breaks off (the connection drops) after that many events.
+    """
 
-    async def chat(request: Request) -> Response:
+    async def complete(request: Request) -> Response:
         payload = await request.json()
         text = answer(payload)
+        chat = request.url.path == "/v1/chat/completions"
         usage = {"prompt_tokens": 1, "completion_tokens": len(text)}
         if not payload.get("stream"):
-            message = {"role": "assistant", "content": text}
-            choice = {"index": 0, "message": message, "finish_reason": "length"}
-            body = {"id": "chatcmpl-toy", "choices": [choice], "usage": usage}
+            whole = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+            choice = {"index": 0, **whole, "finish_reason": "length"}
+            body = {"id": "cmpl-toy", "choices": [choice], "usage": usage}
             return Response(json.dumps(body), media_type="application/json")
-        events = [_chunk({"role": "assistant"}, None)]
-        events += [_chunk({"content": c}, None) for c in text]
-        events.append(_chunk({}, "length"))
+        events = [_chunk({"delta": {"role": "assistant"}}, None)] if chat else []
+        events += [_chunk({"delta": {"content": c}} if chat else {"text": c}, None) for c in text]
+        events.append(_chunk({"delta": {}} if chat else {"text": ""}, "length"))
         if (payload.get("stream_options") or {}).get("include_usage"):
-            usage_chunk = {"id": "chatcmpl-toy", "choices": [], "usage": usage}
+            usage_chunk = {"id": "cmpl-toy", "choices": [], "usage": usage}
             events.append(b"data: " + json.dumps(usage_chunk).encode() + b"\n\n")
         events.append(b"data: [DONE]\n\n")
 
         async def stream():
-            for event in events:
+            for n, event in enumerate(events):
+                if n == cut_after:
+                    raise ConnectionAbortedError(f"the toy king dies after {cut_after} tokens")
                 yield event
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    paths = ["/v1/chat/completions", "/v1/completions"]
+    return Starlette(routes=[Route(path, complete, methods=["POST"]) for path in paths])

@@ -1,0 +1,73 @@
+"""Live progress of an evaluation round in the terminal (rich), fed by ``harness.eval.Progress``."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.eval import Progress as RoundProgress
+
+__all__ = ["RoundProgressView", "describe"]
+
+_PHASES = {
+    "pull": "checking and pulling images",
+    "baseline_before": "measuring the baseline",
+    "challenger": "starting and measuring the challenger",
+    "baseline_after": "measuring the baseline again",
+    "gate": "re-scoring the challenger's answers (gate)",
+    "done": "judged",
+}
+
+
+def describe(progress: RoundProgress) -> str:
+    """One line: which image, which phase, which pass of which level."""
+    phase = _PHASES.get(progress.phase, progress.phase)
+    text = f"image {progress.image + 1}/{progress.images}: {phase}"
+    if progress.requests and progress.phase in ("baseline_before", "challenger", "baseline_after"):
+        if progress.concurrency == 0:
+            text += ", warm-up"
+        else:
+            text += (
+                f", concurrency {progress.concurrency} "
+                f"pass {progress.pass_index + 1}/{progress.passes}"
+            )
+    return text
+
+
+class RoundProgressView:
+    """A rich progress bar showing the latest :class:`harness.eval.Progress`; use as ``with``."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.bar.add_task("starting", total=None)
+
+    def update(self, progress: RoundProgress) -> None:
+        if not self.bar.live.is_started:
+            self.bar.start()  # on the first news only: a run refused at once prints nothing
+        self.bar.update(
+            self.task,
+            description=describe(progress),
+            completed=progress.done,
+            total=progress.requests or None,
+        )
+
+    def __enter__(self) -> RoundProgressView:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.bar.live.is_started:
+            self.bar.stop()
