@@ -49,6 +49,7 @@ import msgspec
 
 from harness import gate, score
 from harness.errors import HarnessError
+from harness.eval_report import EvalReport
 from harness.evidence import EVIDENCE_DIR, Evidence
 from harness.evidence import write as write_evidence
 from harness.loadgen import RequestResult
@@ -62,7 +63,7 @@ from harness.runner import Sandbox, assigned_gpus, container_spec, pull_pinned, 
 from harness.sandbox_errors import SandboxError
 from harness.sandbox_image import require_pinned_baseline
 from harness.weights import ModelMismatch, fingerprint, require_model
-from rules.reasons import RequestFailure, Verdict
+from rules.reasons import RequestFailure
 
 __all__ = [
     "Disqualified",
@@ -104,24 +105,6 @@ class _BaselineFailed(HarnessError):
     def __init__(self, message: str, logs: str = "") -> None:
         super().__init__(message)
         self.logs = logs
-
-
-class EvalReport(msgspec.Struct, kw_only=True):
-    image: str
-    profile: str
-    seed: str
-    verdict: Verdict
-    reason: str  # "ok" on a pass
-    detail: str = ""
-    score: float = 0.0
-    noise: float = 0.0
-    metrics: dict[str, float] = {}  # the challenger's, flattened; see flat_metrics
-    baseline_before: dict[str, float] = {}
-    baseline_after: dict[str, float] = {}
-    logs: dict[str, str] = {}  # role -> bounded tail of the container's output
-    seconds: dict[str, float] = {}  # phase -> wall seconds
-    eval_id: str = ""
-    evidence: dict[str, str] = {}  # evidence file -> sha256, when it was kept (harness.evidence)
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):

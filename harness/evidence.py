@@ -32,12 +32,15 @@ from harness.gate import GateVerdict, Rescored
 from harness.loadgen import RequestResult
 from harness.measurement import LevelRun, Measurement
 from harness.prompts import Prompt
+from rules.errors import ArenaError
 
 __all__ = [
     "ARMS",
+    "DEFAULT_KEEP",
     "EVIDENCE_DIR",
     "Evidence",
     "EvidenceError",
+    "KINDS",
     "evidence_keep",
     "prune",
     "read",
@@ -100,7 +103,7 @@ _VERDICT_COLUMNS = {
 _LOG_COLUMNS = {"role": "VARCHAR", "text": "VARCHAR"}
 
 
-class EvidenceError(Exception):
+class EvidenceError(ArenaError):
     """Evidence is missing, altered (its sha256 differs from the logged one) or unreadable."""
 
 

@@ -17,13 +17,14 @@ import httpx
 from harness.profile import Profile
 from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import ImageRef, parse_ref, registry_url
+from rules.errors import ArenaError
 
 __all__ = ["PreflightError", "preflight"]
 
 _REGISTRY_TIMEOUT_S = 5.0
 
 
-class PreflightError(Exception):
+class PreflightError(ArenaError):
     """An evaluation cannot start; the message says what failed and what to do."""
 
 

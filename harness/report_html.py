@@ -14,11 +14,10 @@ import html
 import io
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # harness.eval writes these reports with this module
-    from harness.eval import EvalReport
-    from harness.evidence import Evidence
+from harness.eval_report import EvalReport
+from harness.evidence import Evidence
 
 __all__ = ["render_html"]
 

@@ -48,9 +48,9 @@ def test_no_docker_engine(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("image", "why"),
     [
-        ("miner:latest", "submit it as IMAGE@sha256:<64 hex>"),
-        ("127.0.0.1:5000/miner@sha256:abc", "submit it as IMAGE@sha256:<64 hex>"),
-        (f"127.0.0.1:5000/miner:v1@{DIGEST}", "has both a tag and a digest; drop the tag"),
+        ("miner:latest", "images are pulled by digest only"),
+        ("127.0.0.1:5000/miner@sha256:abc", "digest must be sha256 followed by 64"),
+        (f"127.0.0.1:5000/Miner@{DIGEST}", "repository path component 'Miner' is invalid"),
     ],
 )
 def test_bad_image_reference(image: str, why: str) -> None:
