@@ -28,13 +28,15 @@ RECENT_EVALS = 10
 def _connect(address: str) -> None:
     import ray
 
+    from actors.placement import head_start_command
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         ray.init(address=address, namespace="arena", logging_level="ERROR")
     except ConnectionError as exc:
         raise typer.BadParameter(
-            f"no Ray cluster at {address!r} ({exc}); start one with `ray start --head` or "
-            "`ray up cluster.yaml`, or pass --address"
+            f"no Ray cluster at {address!r} ({exc}); start one with `{head_start_command()}` "
+            "or `ray up cluster.yaml`, or pass --address"
         ) from exc
 
 

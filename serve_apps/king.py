@@ -18,6 +18,7 @@ import docker.errors
 import msgspec
 import ray
 
+from actors.placement import on_head
 from events.types import Event, KingCrowned, KingDethroned, KingServing
 from harness.profile import Profile, get_profile
 from harness.runner import LABEL, Sandbox, pull_pinned
@@ -98,7 +99,7 @@ class KingHost:
         return removed
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(max_restarts=-1, **on_head())
 class KingServer:
     """Keeps the current king serving: folds crowns from the log, then follows new ones.
 

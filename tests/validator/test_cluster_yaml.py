@@ -8,7 +8,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from actors.placement import evaluator_options
+from actors.placement import HEAD_RESOURCE, evaluator_options, service_options
 from harness.profile import get_profile
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
@@ -26,6 +26,17 @@ def test_head_is_a_cpu_node_that_is_always_on(config: dict) -> None:
     head = config["available_node_types"][config["head_node_type"]]
     assert head["resources"].get("GPU", 0) == 0
     assert head["max_workers"] == 0
+
+
+def test_only_the_head_carries_the_resource_that_pins_the_services(config: dict) -> None:
+    types = config["available_node_types"]
+    wanted = service_options("event_log")["resources"][HEAD_RESOURCE]
+    assert types[config["head_node_type"]]["resources"].get(HEAD_RESOURCE, 0) >= wanted
+    assert [
+        name
+        for name, node in types.items()
+        if HEAD_RESOURCE in node["resources"] and name != config["head_node_type"]
+    ] == []
 
 
 def test_gpu_workers_scale_from_zero_and_back(config: dict) -> None:
