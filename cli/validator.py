@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -29,14 +28,16 @@ def _connect(address: str) -> None:
     import ray
 
     from actors.placement import head_start_command
+    from actors.ray_auth import AUTH_MODE_VAR, use_cluster_auth
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    mode = use_cluster_auth()
     try:
         ray.init(address=address, namespace="arena", logging_level="ERROR")
     except ConnectionError as exc:
         raise typer.BadParameter(
-            f"no Ray cluster at {address!r} ({exc}); start one with `{head_start_command()}` "
-            "or `ray up cluster.yaml`, or pass --address"
+            f"no Ray cluster at {address!r} with {AUTH_MODE_VAR}={mode} ({exc}); start one with "
+            f"`{head_start_command()}` or `ray up cluster.yaml`, or pass --address; for a "
+            f"cluster without token auth set {AUTH_MODE_VAR}=disabled"
         ) from exc
 
 
