@@ -17,5 +17,14 @@ CLUSTER_AUTH_MODE = "token"
 
 
 def use_cluster_auth() -> str:
-    """Set ``RAY_AUTH_MODE`` to the cluster's mode unless it is set; return the mode in use."""
-    return os.environ.setdefault(AUTH_MODE_VAR, CLUSTER_AUTH_MODE)
+    """Set ``RAY_AUTH_MODE`` to the cluster's mode unless it is set; return the mode in use.
+
+    Call it before ``ray.init``.
+    """
+    if AUTH_MODE_VAR not in os.environ:
+        os.environ[AUTH_MODE_VAR] = CLUSTER_AUTH_MODE
+        # Ray reads the mode into its config once per process, as soon as it is imported.
+        from ray._raylet import Config
+
+        Config.initialize("")
+    return os.environ[AUTH_MODE_VAR]

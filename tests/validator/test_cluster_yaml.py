@@ -9,6 +9,7 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from actors.placement import HEAD_RESOURCE, evaluator_options, service_options
+from actors.ray_auth import AUTH_MODE_VAR, CLUSTER_AUTH_MODE
 from harness.profile import get_profile
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
@@ -71,3 +72,10 @@ def test_setup_installs_the_project(config: dict) -> None:
     assert any("pip install -e" in c for c in config["head_setup_commands"])
     assert any("[gpu]" in c for c in config["worker_setup_commands"])
     assert "." in config["file_mounts"].values()
+
+
+def test_ray_starts_with_the_auth_mode_the_validator_commands_use(config: dict) -> None:
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    ray_starts = [c for c in starts if "ray start" in c]
+    assert ray_starts
+    assert all(f"{AUTH_MODE_VAR}={CLUSTER_AUTH_MODE} " in c for c in ray_starts)
