@@ -55,6 +55,7 @@ def start(
     """Start the event log, chain watcher, scheduler and crown keeper (detached, named)."""
     log_path = Path(log_file)
     from actors import supervisor
+    from actors.placement import NoHeadError
     from chain.client import resolve_network
 
     config = ValidatorConfig(
@@ -68,7 +69,10 @@ def start(
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _connect(address)
-    supervisor.start(config)
+    try:
+        supervisor.start(config)
+    except NoHeadError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--address") from exc
     _print_actors()
 
 
