@@ -23,6 +23,7 @@ import yaml
 from actors.placement import evaluator_options
 from chain.chopsticks import free_port
 from harness.profile import get_profile
+from tests.cluster.placed import Placed
 from tests.fixtures.ray import private_cluster
 
 pytestmark = pytest.mark.ray
@@ -86,13 +87,6 @@ def autoscaling_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]
     finally:
         if session_dir:
             kill_leftovers(session_dir)
-
-
-class Placed:
-    """An actor that only says where it runs (the real Evaluator needs the log and Docker)."""
-
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
 
 
 def test_a_queued_evaluator_starts_the_gpu_node_type(autoscaling_head: dict) -> None:

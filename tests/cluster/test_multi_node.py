@@ -25,6 +25,7 @@ from chain.localnet import LocalSubnet
 from events.types import EvalFinished, EvalQueued, EvalStarted
 from harness.profile import get_profile
 from serve_apps.king import KingServer
+from tests.cluster.placed import Placed
 from tests.fixtures.ray import TwoNodes, clear_arena_actors
 from tests.validator.scripted_evaluator import ScriptedEvaluator
 from tests.validator.test_actors import Validator, digest, wait_until
@@ -119,15 +120,8 @@ def test_sigkilled_services_come_back_on_the_head_with_the_same_log(
 
 def test_an_evaluator_asks_for_and_gets_the_gpu_node(two_nodes: TwoNodes) -> None:
     for profile in ("local", "sn-h200"):
-        probe = (
-            ray.remote(ScriptedEvaluator)
-            .options(**evaluator_options(get_profile(profile)))
-            .remote(profile)
-        )
-        where = ray.get(
-            probe.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
-        )
-        assert where == two_nodes.eval_id, profile
+        probe = ray.remote(Placed).options(**evaluator_options(get_profile(profile))).remote()
+        assert ray.get(probe.node_id.remote(), timeout=120) == two_nodes.eval_id, profile
         ray.kill(probe)
 
 
