@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from actors.event_log import get_or_create_event_log
-from actors.placement import NAMESPACE, actor_name, service_options
+from actors.placement import NAMESPACE, actor_name, check_head, service_options
 from actors.validator_config import ValidatorConfig
 
 __all__ = [
@@ -57,11 +57,13 @@ def start(
 ) -> dict[str, Any]:
     """Start each of ``roles`` that is not running; return role -> handle.
 
-    Needs ``ray.init`` done. ``evaluator_cls`` replaces the Evaluator actor body (tests).
+    Needs ``ray.init`` done, on a cluster with a head node (``actors.placement.check_head``).
+    ``evaluator_cls`` replaces the Evaluator actor body (tests).
     """
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}; choose from {', '.join(ROLES)}")
+    check_head(ray.cluster_resources())
     handles: dict[str, Any] = {"event_log": get_or_create_event_log(config.log_path)}
     if "chain_watcher" in roles:
         from actors.chain_watcher import start_chain_watcher

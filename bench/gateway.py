@@ -196,10 +196,12 @@ def _start_gateways(
     import ray
     from ray import serve
 
+    from actors.placement import head_node_resources
     from serve_apps.gateway import GatewayConfig, create_app, serve_gateway
 
     ray.init(
         address="local",
+        resources=head_node_resources(),
         include_dashboard=False,
         _temp_dir=str(ray_dir),
         log_to_driver=False,

@@ -86,8 +86,10 @@ def _actor_client(address: str) -> Reader | None:
 
     from actors.event_log import ACTOR_NAME, NAMESPACE
     from actors.log_client import LogClient
+    from actors.ray_auth import use_cluster_auth
 
     if not ray.is_initialized():
+        use_cluster_auth()
         try:
             ray.init(address=address, namespace=NAMESPACE, logging_level="ERROR")
         except (ConnectionError, RuntimeError):

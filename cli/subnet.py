@@ -165,6 +165,7 @@ class LocalSubnetRun:
 
         from actors import supervisor
         from actors.log_client import LogClient
+        from actors.placement import head_node_resources
         from actors.validator_config import ValidatorConfig
 
         self.say("starting Ray and the validator's actors")
@@ -181,7 +182,7 @@ class LocalSubnetRun:
                 address=ray_address,
                 namespace="arena",
                 num_cpus=2,
-                resources={"arena_eval_slot": 1},
+                resources={**head_node_resources(), "arena_eval_slot": 1},
                 include_dashboard=False,
                 runtime_env={"env_vars": env},
                 _temp_dir=str(ray_tmp),

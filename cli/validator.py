@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -29,13 +28,17 @@ RECENT_EVALS = 10
 def _connect(address: str) -> None:
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from actors.placement import head_start_command
+    from actors.ray_auth import AUTH_MODE_VAR, use_cluster_auth
+
+    mode = use_cluster_auth()
     try:
         ray.init(address=address, namespace="arena", logging_level="ERROR")
     except ConnectionError as exc:
         raise typer.BadParameter(
-            f"no Ray cluster at {address!r} ({exc}); start one with `ray start --head` or "
-            "`ray up cluster.yaml`, or pass --address"
+            f"no Ray cluster at {address!r} with {AUTH_MODE_VAR}={mode} ({exc}); start one with "
+            f"`{head_start_command()}` or `ray up cluster.yaml`, or pass --address; for a "
+            f"cluster without token auth set {AUTH_MODE_VAR}=disabled"
         ) from exc
 
 
@@ -74,6 +77,7 @@ def start(
     os.environ["ARENA_BASELINE_IMAGE"] = baseline
     log_path = Path(log_file)
     from actors import supervisor
+    from actors.placement import NoHeadError
     from chain.client import Backoff, ChainClient, ChainError, resolve_network
 
     try:
@@ -101,7 +105,10 @@ def start(
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _connect(address)
-    supervisor.start(config)
+    try:
+        supervisor.start(config)
+    except NoHeadError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--address") from exc
     _print_actors()
 
 

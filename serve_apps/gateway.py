@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from actors.log_client import LogClient
+from actors.placement import on_head
 from events.client import BaseLogClient
 from events.log import type_name
 from events.types import Event, KingDethroned, KingServing, OrganicChecked
@@ -482,7 +483,7 @@ def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starl
     num_replicas=1,
     max_ongoing_requests=1024,
     health_check_period_s=5,
-    ray_actor_options={"num_cpus": 0},
+    ray_actor_options=on_head(),
 )
 class GatewayServer:
     """A Serve replica that serves the gateway on its own listener (see the module docstring)."""

@@ -17,6 +17,7 @@ import docker
 import docker.errors
 import ray
 
+from actors.placement import on_head
 from events.types import KingServing
 from harness.profile import Profile, get_profile
 from harness.runner import LABEL, Sandbox, pull_pinned
@@ -78,7 +79,7 @@ class KingHost:
         return removed
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(max_restarts=-1, **on_head())
 class KingServer:
     """Keeps the current king serving: folds crowns from the log, then follows new ones.
 

@@ -8,6 +8,10 @@ pytest_plugins = [
 ]
 
 
+# Each stops and restarts the session's Ray cluster, so they run after the rest, e2e last.
+RUN_LAST = ("tests/cluster/", "tests/e2e/")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Run the end-to-end tests last: they stop and restart the session's Ray cluster."""
-    items.sort(key=lambda item: "tests/e2e/" in item.nodeid)
+    """Run the multi-node tests, then the end-to-end tests, after everything else."""
+    items.sort(key=lambda item: [part in item.nodeid for part in reversed(RUN_LAST)])

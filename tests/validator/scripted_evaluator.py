@@ -7,12 +7,14 @@ attempt numbers, logs every ``EvalStarted`` first, then judges the evals in orde
 ``EvalFinished`` appended as soon as it is judged. Its ``EvalStarted.worker`` is its own Ray
 actor name, so a test sees which evaluator ran which attempt.
 Image names (last path part): ``score-0.25`` passes with that score, ``fail`` fails the gate,
-``crash-once`` kills its own worker on its first attempt then passes, ``crash`` always dies.
+``crash-once`` kills its own worker on its first attempt then passes, ``crash`` always dies,
+``hang-once`` never ends its first attempt (for a test to kill its node) then passes.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import ray
 
@@ -44,10 +46,12 @@ def _judge(a: EvalAttempt) -> EvalFinished:
     behaviour = queued.image.rsplit("/", 1)[-1]
     if behaviour == "crash" or (behaviour == "crash-once" and a.attempt == 1):
         os._exit(1)  # the worker process dies mid-round, as under SIGKILL
+    if behaviour == "hang-once" and a.attempt == 1:
+        threading.Event().wait()  # mid-eval until its worker or node is killed
     verdict, score = ("fail", 0.0) if behaviour == "fail" else ("pass", 0.0)
     if behaviour.startswith("score-"):
         score = float(behaviour.removeprefix("score-"))
-    elif behaviour == "crash-once":
+    elif behaviour in ("crash-once", "hang-once"):
         score = 0.05
     return EvalFinished(
         eval_id=queued.eval_id,

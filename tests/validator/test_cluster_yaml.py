@@ -8,7 +8,8 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from actors.placement import evaluator_options
+from actors.placement import HEAD_RESOURCE, evaluator_options, service_options
+from actors.ray_auth import AUTH_MODE_VAR, CLUSTER_AUTH_MODE
 from harness.profile import get_profile
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
@@ -26,6 +27,17 @@ def test_head_is_a_cpu_node_that_is_always_on(config: dict) -> None:
     head = config["available_node_types"][config["head_node_type"]]
     assert head["resources"].get("GPU", 0) == 0
     assert head["max_workers"] == 0
+
+
+def test_only_the_head_carries_the_resource_that_pins_the_services(config: dict) -> None:
+    types = config["available_node_types"]
+    wanted = service_options("event_log")["resources"][HEAD_RESOURCE]
+    assert types[config["head_node_type"]]["resources"].get(HEAD_RESOURCE, 0) >= wanted
+    assert [
+        name
+        for name, node in types.items()
+        if HEAD_RESOURCE in node["resources"] and name != config["head_node_type"]
+    ] == []
 
 
 def test_gpu_workers_scale_from_zero_and_back(config: dict) -> None:
@@ -70,3 +82,10 @@ def test_a_gpu_worker_syncs_the_weights_the_profile_checks(config: dict) -> None
     assert words[words.index("sync") + 2] == profile.model_dir
     # Relative to ~/arena, the checkout file_mounts carries to the node (the profile's repo_root).
     assert profile.model_manifest == str(CLUSTER_YAML.parent / manifest)
+
+
+def test_ray_starts_with_the_auth_mode_the_validator_commands_use(config: dict) -> None:
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    ray_starts = [c for c in starts if "ray start" in c]
+    assert ray_starts
+    assert all(f"{AUTH_MODE_VAR}={CLUSTER_AUTH_MODE} " in c for c in ray_starts)
