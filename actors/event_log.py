@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from actors.placement import HEAD_RESOURCE, NAMESPACE, actor_name, on_head, service_options
+from events.errors import EventLogError
 from events.live import LiveLog
 from events.log import EventLog
 from events.recorded import encode_recorded
@@ -37,7 +38,7 @@ ACTOR_NAME = actor_name("event_log")
 _LOCK_WAIT_S = 60.0
 
 
-class LogNotHereError(FileNotFoundError):
+class LogNotHereError(EventLogError, FileNotFoundError):
     """A restarted log actor found no log file where it runs."""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.profile import Profile
+from rules.errors import ArenaError
 
 __all__ = [
     "HEAD_RESOURCE",
@@ -39,7 +40,7 @@ def head_node_resources() -> dict[str, float]:
     return {HEAD_RESOURCE: 1}
 
 
-class NoHeadError(RuntimeError):
+class NoHeadError(ArenaError, RuntimeError):
     """The Ray cluster has no node where the validator's services may run."""
 
 
