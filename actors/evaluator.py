@@ -35,7 +35,7 @@ from harness.evidence import EVIDENCE_DIR, Evidence, evidence_keep
 from harness.evidence import prune as prune_evidence
 from harness.evidence import write as write_evidence
 from harness.measurement import Measurement
-from harness.profile import Profile, get_profile
+from harness.profile import Profile
 from harness.runner import remove_leftovers
 
 __all__ = ["Evaluator", "start_evaluator"]
@@ -44,8 +44,9 @@ __all__ = ["Evaluator", "start_evaluator"]
 class Evaluator:
     """Ray actor body; create it with :func:`start_evaluator`."""
 
-    def __init__(self, profile_name: str) -> None:
-        self.profile: Profile = get_profile(profile_name)
+    def __init__(self, profile: Profile) -> None:
+        # Resolved once by whoever starts it (the scheduler, a test), shipped as data.
+        self.profile = profile
         self.client = docker.from_env()
         self.log = LogClient()
         # One eval slot per machine: containers still labelled as sandboxes belong to an
@@ -122,6 +123,4 @@ class Evaluator:
 
 def start_evaluator(profile: Profile, **options: object) -> ray.actor.ActorHandle:
     """Start an Evaluator where the profile's resources are (4xH200, or the local eval slot)."""
-    return (
-        ray.remote(Evaluator).options(**evaluator_options(profile), **options).remote(profile.name)
-    )
+    return ray.remote(Evaluator).options(**evaluator_options(profile), **options).remote(profile)

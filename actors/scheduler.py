@@ -256,7 +256,7 @@ class Scheduler:
                 namespace=NAMESPACE,
                 max_restarts=0,
                 **evaluator_options(self.profile),
-            ).remote(self.profile.name)
+            ).remote(self.profile)
             self.evaluating = {a.queued.eval_id: name for a in attempts}
             try:
                 await evaluator.evaluate_round.remote(encode_attempts(attempts))

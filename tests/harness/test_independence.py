@@ -3,7 +3,17 @@
 import subprocess
 import sys
 
-MODULES = ["gate", "loadgen", "measure", "measurement", "metrics", "plan", "prompts", "score", "sse"]
+MODULES = [
+    "gate",
+    "loadgen",
+    "measure",
+    "measurement",
+    "metrics",
+    "plan",
+    "prompts",
+    "score",
+    "sse",
+]
 
 
 def test_harness_imports_no_ray_chain_or_docker():

@@ -21,10 +21,11 @@ import ray
 from actors.eval_attempt import EvalAttempt, decode_attempts
 from actors.log_client import LogClient
 from events.types import EvalFinished, EvalStarted
+from harness.profile import Profile
 
 
 class ScriptedEvaluator:
-    def __init__(self, profile_name: str) -> None:
+    def __init__(self, profile: Profile) -> None:
         self.log = LogClient()
 
     def evaluate_round(self, data: bytes) -> None:
