@@ -11,6 +11,7 @@ sends one twice inside the rate limit. It is the only actor that holds the valid
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from substrateinterface import Keypair
@@ -43,7 +44,7 @@ def load_validator_key(config: ValidatorConfig) -> Keypair:
             "the validator needs a hotkey: set hotkey_uri (local nets) or wallet_name and "
             "wallet_hotkey"
         )
-    return load_wallet(config.wallet_name, config.wallet_hotkey).hotkey
+    return load_wallet(config.wallet_name, config.wallet_hotkey, Path(config.wallet_path)).hotkey
 
 
 class CrownKeeper:

@@ -13,7 +13,7 @@ eval's "after" and the next one's "before" is logged for both) and ``EvalFinishe
 that eval is judged, so an evaluator that dies midway keeps what it finished. Every event has an
 idempotency key, so a retried call re-appends nothing twice. Each eval's evidence (what it was
 judged on: ``harness.evidence``) is written beside the event log before its ``EvalFinished``,
-which records the files' sha256s; the newest ``ARENA_EVIDENCE_KEEP`` evals' evidence is kept.
+which records the files' sha256s; the newest ``evidence_keep`` evals' evidence is kept.
 It holds no wallet key and never touches the chain. A validator-side failure (engine, baseline)
 ends as ``verdict="error"``; the scheduler decides whether to retry.
 """
@@ -31,7 +31,7 @@ from actors.log_client import LogClient
 from actors.placement import evaluator_options
 from events.types import BaselineMeasured, EvalFinished, EvalStarted, Event
 from harness.eval import EvalReport, evaluate_round, flat_metrics
-from harness.evidence import EVIDENCE_DIR, Evidence, evidence_keep
+from harness.evidence import DEFAULT_KEEP, EVIDENCE_DIR, Evidence
 from harness.evidence import prune as prune_evidence
 from harness.evidence import write as write_evidence
 from harness.measurement import Measurement
@@ -44,9 +44,10 @@ __all__ = ["Evaluator", "start_evaluator"]
 class Evaluator:
     """Ray actor body; create it with :func:`start_evaluator`."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, evidence_keep: int = DEFAULT_KEEP) -> None:
         # Resolved once by whoever starts it (the scheduler, a test), shipped as data.
         self.profile = profile
+        self.evidence_keep = evidence_keep
         self.client = docker.from_env()
         self.log = LogClient()
         # One eval slot per machine: containers still labelled as sandboxes belong to an
@@ -114,7 +115,7 @@ class Evaluator:
         """Evidence goes beside the event log (on a cluster, a folder every node shares)."""
         directory = Path(self.log.path()).parent / EVIDENCE_DIR
         digests = write_evidence(directory, evidence)
-        prune_evidence(directory, evidence_keep())
+        prune_evidence(directory, self.evidence_keep)
         return digests
 
     def _append(self, *events: Event) -> None:

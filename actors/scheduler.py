@@ -44,7 +44,6 @@ from events.types import (
     RoundDue,
     SubmissionCommitted,
 )
-from harness.profile import get_profile
 from harness.sandbox_errors import ImageRejected
 from harness.sandbox_image import parse_ref, read_image
 from rules.queue_policy import INPUT_TYPES, QueueState
@@ -107,7 +106,8 @@ class Scheduler:
     """Ray actor body; the supervisor starts it detached as ``arena.scheduler``.
 
     ``evaluator_cls`` is the Evaluator actor body (``actors.evaluator.Evaluator`` by default);
-    it must take the profile name and offer ``evaluate_round(attempts_msgpack)`` (the bytes of
+    it must take the profile and the evidence retention and offer
+    ``evaluate_round(attempts_msgpack)`` (the bytes of
     :func:`actors.eval_attempt.encode_attempts`), appending an ``EvalFinished`` per eval.
     """
 
@@ -117,7 +117,7 @@ class Scheduler:
 
             evaluator_cls = Evaluator
         self.config = config
-        self.profile = get_profile(config.profile)
+        self.profile = config.profile
         self.evaluator = ray.remote(evaluator_cls)
         self.state = self._new_state()
         self.log = LogClient()
@@ -256,7 +256,7 @@ class Scheduler:
                 namespace=NAMESPACE,
                 max_restarts=0,
                 **evaluator_options(self.profile),
-            ).remote(self.profile)
+            ).remote(self.profile, self.config.evidence_keep)
             self.evaluating = {a.queued.eval_id: name for a in attempts}
             try:
                 await evaluator.evaluate_round.remote(encode_attempts(attempts))

@@ -1,4 +1,5 @@
-"""Start, stop and inspect the validator's named, detached actors (namespace ``arena``).
+"""Start, stop and inspect the validator's named, detached actors (namespace ``arena``), and
+what serves organic traffic: the king's server and the gateway (a Serve app).
 
 The actors share nothing but the event log, so they start in dependency order (the log first)
 and each rebuilds its own state from it; starting an actor that already runs is a no-op.
@@ -17,7 +18,10 @@ from actors.placement import NAMESPACE, actor_name, check_head, service_options
 from actors.validator_config import ValidatorConfig
 
 __all__ = [
+    "ALL_ROLES",
+    "GATEWAY_APP",
     "ROLES",
+    "SERVING_ROLES",
     "ActorStatus",
     "get",
     "pid_of",
@@ -29,15 +33,15 @@ __all__ = [
 
 # Start order; stop goes the other way so nothing writes to a log that is gone.
 ROLES = ("event_log", "chain_watcher", "scheduler", "crown_keeper")
-# Settings the actors (and the evaluators they start) read from the environment; they travel
-# with the actors because workers inherit the raylet's environment, not the caller's.
-FORWARDED_ENV = (
-    "DOCKER_HOST",
-    "ARENA_BASELINE_IMAGE",
-    "ARENA_MODEL_DIR",
-    "ARENA_MODEL_MANIFEST",
-    "ARENA_REGISTRY_ADDR",
-)
+# Organic traffic: the king's server (an actor) and the gateway (the Serve app GATEWAY_APP).
+SERVING_ROLES = ("king_server", "gateway")
+ALL_ROLES = (*ROLES, *SERVING_ROLES)
+GATEWAY_APP = "gateway"
+# The roles that are named actors (the gateway is a Serve app, stopped and shown through Serve).
+_ACTOR_ROLES = (*ROLES, "king_server")
+# Docker's own variable, where a local start set it: it travels with the actors because workers
+# inherit the raylet's environment, not the caller's. Every Arena setting travels in the config.
+FORWARDED_ENV = ("DOCKER_HOST",)
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,12 @@ def start(
     """Start each of ``roles`` that is not running; return role -> handle.
 
     Needs ``ray.init`` done, on a cluster with a head node (``actors.placement.check_head``).
-    ``evaluator_cls`` replaces the Evaluator actor body (tests).
+    The gateway starts only when the config has one. ``evaluator_cls`` replaces the Evaluator
+    actor body (tests).
     """
-    unknown = set(roles) - set(ROLES)
+    unknown = set(roles) - set(ALL_ROLES)
     if unknown:
-        raise ValueError(f"unknown roles {sorted(unknown)}; choose from {', '.join(ROLES)}")
+        raise ValueError(f"unknown roles {sorted(unknown)}; choose from {', '.join(ALL_ROLES)}")
     check_head(ray.cluster_resources())
     handles: dict[str, Any] = {"event_log": get_or_create_event_log(config.log_path)}
     if "chain_watcher" in roles:
@@ -77,10 +82,24 @@ def start(
         from actors.crown_keeper import CrownKeeper
 
         handles["crown_keeper"] = _get_or_create(CrownKeeper, "crown_keeper", config)
+    if "king_server" in roles:
+        from serve_apps.king import KingServer
+
+        handles["king_server"] = _get_or_create(KingServer, "king_server", config.profile)
+        ray.get(handles["king_server"].start.remote())
+    if "gateway" in roles and config.gateway is not None:
+        from ray import serve
+
+        from serve_apps.gateway import serve_gateway
+
+        # The gateway serves on its own listener (serve_apps.gateway): Serve's proxy stays off.
+        serve.start(proxy_location="Disabled")
+        serve.run(serve_gateway(config.gateway), name=GATEWAY_APP, route_prefix=None)
+        handles["gateway"] = serve.get_app_handle(GATEWAY_APP)
     return handles
 
 
-def _get_or_create(body: type, role: str, *args: Any) -> Any:
+def _get_or_create(body: Any, role: str, *args: Any) -> Any:
     existing = get(role)
     if existing is not None:
         return existing
@@ -88,7 +107,8 @@ def _get_or_create(body: type, role: str, *args: Any) -> Any:
     env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     if env:
         options["runtime_env"] = {"env_vars": env}
-    return ray.remote(body).options(**options, get_if_exists=True).remote(*args)
+    remote = body if isinstance(body, ray.actor.ActorClass) else ray.remote(body)
+    return remote.options(**options, get_if_exists=True).remote(*args)
 
 
 def get(role: str) -> Any | None:
@@ -100,9 +120,14 @@ def get(role: str) -> Any | None:
 
 
 def stop() -> list[str]:
-    """Kill the validator's actors (not restarting them); return the names that were running."""
+    """Stop the gateway, then kill the actors (not restarting them); return what was running."""
     stopped = []
-    for role in reversed(ROLES):
+    if _gateway_state() != "absent":
+        from ray import serve
+
+        serve.delete(GATEWAY_APP)
+        stopped.append(GATEWAY_APP)
+    for role in reversed(_ACTOR_ROLES):
         handle = get(role)
         if handle is not None:
             ray.kill(handle, no_restart=True)
@@ -114,7 +139,7 @@ def status() -> list[ActorStatus]:
     """Each role's actor state, from the GCS actor table (works without the dashboard)."""
     rows = _actor_rows()
     out = []
-    for role in ROLES:
+    for role in _ACTOR_ROLES:
         name = actor_name(role)
         row = rows.get(name)
         if row is None:
@@ -123,7 +148,20 @@ def status() -> list[ActorStatus]:
             out.append(
                 ActorStatus(role, name, row["State"], row["Pid"] or None, row["NumRestarts"])
             )
+    out.append(ActorStatus("gateway", GATEWAY_APP, _gateway_state(), None, 0))
     return out
+
+
+def _gateway_state() -> str:
+    """The gateway app's Serve status (RUNNING, DEPLOYING, ...), or "absent"."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        app = serve.status().applications.get(GATEWAY_APP)
+    except RayServeException:  # no Serve instance on this cluster
+        return "absent"
+    return str(app.status) if app is not None else "absent"
 
 
 def pid_of(name: str) -> int | None:

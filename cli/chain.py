@@ -6,6 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import Netuid, Network
+
 app = typer.Typer(help="chain commands", no_args_is_help=True)
 console = Console()
 
@@ -14,8 +16,8 @@ TAO = 10**9
 
 @app.command()
 def status(
-    netuid: int = typer.Option(..., help="subnet to show"),
-    network: str = typer.Option("local", help="local, finney, test or a ws:// URL"),
+    netuid: Netuid,
+    network: Network = "local",
 ) -> None:
     """Print every neuron of the subnet with its stake, permit, axon and commitment."""
     from chain.client import ChainClient, ChainError, resolve_network

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from cli.options import BaselineImage, ProfileName, RayAddress
 from harness.profile import get_profile
 from harness.sandbox_image import require_pinned_baseline
 
@@ -25,15 +26,12 @@ _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 def eval_image(
     image: Annotated[str, typer.Option(help="image pinned by digest: REGISTRY/REPO@sha256:<hex>")],
-    profile: Annotated[str, typer.Option(help="profile: local or sn-h200")] = "local",
+    profile: ProfileName = "local",
     seed: Annotated[str, typer.Option(help="round seed (a block hash); random if unset")] = "",
     out: Annotated[Path | None, typer.Option(help="where to write the JSON report")] = None,
     local: Annotated[bool, typer.Option(help="run in this process, not as a Ray job")] = False,
-    address: Annotated[str, typer.Option(help="Ray dashboard address")] = "http://127.0.0.1:8265",
-    baseline_image: Annotated[
-        str | None,
-        typer.Option(help="the baseline pinned by digest (default: the profile's)"),
-    ] = None,
+    ray_address: RayAddress = "http://127.0.0.1:8265",
+    baseline_image: BaselineImage = None,
     dry_run: Annotated[
         bool, typer.Option(help="print the container specs that would run; run nothing")
     ] = False,
@@ -59,7 +57,7 @@ def eval_image(
         with RoundProgressView() as view:
             code = main(args, on_progress=view.update)
         raise typer.Exit(code)
-    raise typer.Exit(_submit(address, profile, args))
+    raise typer.Exit(_submit(ray_address, profile, args))
 
 
 def _submit(address: str, profile_name: str, args: list[str]) -> int:

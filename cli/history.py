@@ -1,15 +1,14 @@
 """`arena history` and `arena sql`: read the event log as tables.
 
 Both answer from the running ``EventLogActor`` when a Ray cluster that runs it is reachable
-(``--ray-address`` or ``RAY_ADDRESS``), else from the DuckDB file directly (``--log`` or
-``ARENA_LOG``, default ``<repo>/.arena/events.duckdb``). DuckDB lets one process hold the file,
-so while the actor runs, queries must go through it.
+(``--ray-address`` or ``RAY_ADDRESS``), else from the DuckDB file directly (``--log``, default
+``.arena/events.duckdb``, as for every command). DuckDB lets one process hold the file, so while
+the actor runs, queries must go through it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -20,20 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import DEFAULT_LOG_PATH, LogPath, RayAddress
 from rules.errors import ArenaError
-
-DEFAULT_LOG = Path(__file__).resolve().parents[1] / ".arena" / "events.duckdb"
-
-LogOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--log", help="event log file (default: $ARENA_LOG or <repo>/.arena/events.duckdb)"
-    ),
-]
-RayOption = Annotated[
-    str | None,
-    typer.Option("--ray-address", help="Ray cluster running the log actor (default: $RAY_ADDRESS)"),
-]
 
 KINGS = "SELECT ts, change, hotkey, score, block, eval_id FROM kings ORDER BY seq"
 EVALUATIONS = """
@@ -57,9 +44,9 @@ class HistoryError(ArenaError):
 
 
 @contextlib.contextmanager
-def open_reader(log: Path | None, ray_address: str | None) -> Iterator[Reader]:
+def open_reader(log: Path, ray_address: str) -> Iterator[Reader]:
     """The log actor's client when a cluster runs it, else the log file opened directly."""
-    address = ray_address or os.environ.get("RAY_ADDRESS")
+    address = ray_address
     if address:
         client = _actor_client(address)
         if client is not None:
@@ -67,7 +54,7 @@ def open_reader(log: Path | None, ray_address: str | None) -> Iterator[Reader]:
             return
     from events.log import EventLog, LogLockedError
 
-    path = log or Path(os.environ.get("ARENA_LOG") or DEFAULT_LOG)
+    path = log
     if not path.exists():
         raise HistoryError(
             f"no event log at {path} and no log actor reachable"
@@ -121,8 +108,8 @@ def render(title: str, columns: list[str], rows: list[tuple[Any, ...]]) -> Table
 
 
 def history(
-    log: LogOption = None,
-    ray_address: RayOption = None,
+    log: LogPath = DEFAULT_LOG_PATH,
+    ray_address: RayAddress = "",
     limit: Annotated[int, typer.Option(help="recent evaluations and weights to show")] = 20,
 ) -> None:
     """Kings over time, recent evaluations and weights set."""
@@ -143,8 +130,8 @@ def history(
 
 def sql(
     query: Annotated[str, typer.Argument(help="one read-only statement, e.g. SELECT * FROM kings")],
-    log: LogOption = None,
-    ray_address: RayOption = None,
+    log: LogPath = DEFAULT_LOG_PATH,
+    ray_address: RayAddress = "",
 ) -> None:
     """Run a read-only SQL query over the event log (views: submissions, evaluations, kings,
     weights, organic_usage; table: events)."""

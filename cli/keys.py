@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import KeysFile
 from serve_apps.keys import KeyStoreError, create_key, default_keys_path, load_keys, revoke_key
 
 app = typer.Typer(help="API keys for the gateway.", no_args_is_help=True)
-
-KeysFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--keys-file",
-        help="keys file the gateway reads [default: $ARENA_KEYS_FILE or .arena/keys.json]",
-    ),
-]
 
 
 @app.command()

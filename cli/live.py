@@ -11,42 +11,30 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:  # substrate-interface takes seconds to import; only commands that sign need it
-    from substrateinterface import Keypair
+from cli.options import (
+    DEFAULT_WALLET,
+    DEFAULT_WALLET_PATH,
+    HotkeyUri,
+    KeysFile,
+    Netuid,
+    Network,
+    WalletHotkey,
+    WalletName,
+    WalletPath,
+    load_hotkey,
+)
 
 app = typer.Typer(
     help="Live-endpoint mode: miners serve their own endpoints.", no_args_is_help=True
 )
 
-Network = Annotated[str, typer.Option(help="chain: local, finney, test or a ws:// URL")]
-Netuid = Annotated[int, typer.Option(help="subnet id")]
-WalletName = Annotated[str, typer.Option("--wallet", help="wallet name (bittensor layout)")]
-HotkeyName = Annotated[str, typer.Option("--hotkey", help="hotkey name in the wallet")]
-DevKey = Annotated[
-    str,
-    typer.Option(help="sign with a dev key URI such as //Alice (local chains only) instead"),
-]
-WalletsDir = Annotated[
-    Path | None, typer.Option(help="wallets root [default: ~/.bittensor/wallets]")
-]
 Task = Annotated[str, typer.Option(help="live task to serve")]
-
-
-def _keypair(wallet: str, hotkey: str, dev_key: str, wallets_dir: Path | None) -> Keypair:
-    from chain.wallet import DEFAULT_WALLETS_DIR, WalletError, dev_keypair, load_wallet
-
-    try:
-        if dev_key:
-            return dev_keypair(dev_key)
-        return load_wallet(wallet, hotkey, wallets_dir or DEFAULT_WALLETS_DIR).hotkey
-    except WalletError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 def _client(network: str):
@@ -62,10 +50,10 @@ def _client(network: str):
 def miner(
     netuid: Netuid,
     network: Network = "local",
-    wallet: WalletName = "default",
-    hotkey: HotkeyName = "default",
-    dev_key: DevKey = "",
-    wallets_dir: WalletsDir = None,
+    wallet_name: WalletName = DEFAULT_WALLET,
+    wallet_hotkey: WalletHotkey = DEFAULT_WALLET,
+    wallet_path: WalletPath = DEFAULT_WALLET_PATH,
+    hotkey_uri: HotkeyUri = "",
     task: Task = "arith",
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8091,
@@ -88,7 +76,7 @@ def miner(
 
     if behaviour not in ("correct", "wrong", "slow"):
         raise typer.BadParameter(f"behaviour must be correct, wrong or slow, got {behaviour!r}")
-    keypair = _keypair(wallet, hotkey, dev_key, wallets_dir)
+    keypair = load_hotkey(wallet_name, wallet_hotkey, wallet_path, hotkey_uri)
     client = _client(network)
     callers = RefreshingCallers(lambda: caller_stakes(client, netuid), refresh_s)
     callers.start()
@@ -113,16 +101,16 @@ def serve_axon(
     ip: Annotated[str, typer.Option(help="public IP validators reach this miner at")],
     port: Annotated[int, typer.Option(help="public port")],
     network: Network = "local",
-    wallet: WalletName = "default",
-    hotkey: HotkeyName = "default",
-    dev_key: DevKey = "",
-    wallets_dir: WalletsDir = None,
+    wallet_name: WalletName = DEFAULT_WALLET,
+    wallet_hotkey: WalletHotkey = DEFAULT_WALLET,
+    wallet_path: WalletPath = DEFAULT_WALLET_PATH,
+    hotkey_uri: HotkeyUri = "",
 ) -> None:
     """Publish this miner's address on chain so validators can find it."""
     from chain.axon import serve_axon as publish
     from chain.client import ChainError
 
-    keypair = _keypair(wallet, hotkey, dev_key, wallets_dir)
+    keypair = load_hotkey(wallet_name, wallet_hotkey, wallet_path, hotkey_uri)
     with _client(network) as client:
         try:
             result = publish(client, keypair, netuid, ip, port)
@@ -142,10 +130,10 @@ def validator(
     netuid: Netuid,
     log: Annotated[Path, typer.Option(help="event log file (DuckDB), held by this process")],
     network: Network = "local",
-    wallet: WalletName = "default",
-    hotkey: HotkeyName = "default",
-    dev_key: DevKey = "",
-    wallets_dir: WalletsDir = None,
+    wallet_name: WalletName = DEFAULT_WALLET,
+    wallet_hotkey: WalletHotkey = DEFAULT_WALLET,
+    wallet_path: WalletPath = DEFAULT_WALLET_PATH,
+    hotkey_uri: HotkeyUri = "",
     task: Task = "arith",
     round_interval_s: Annotated[float, typer.Option(help="seconds between rounds")] = 12.0,
     weights_every_rounds: Annotated[int, typer.Option(help="rounds between weight sets")] = 25,
@@ -154,9 +142,7 @@ def validator(
     organic_port: Annotated[
         int, typer.Option(help="serve organic requests on this port (0: off)")
     ] = 0,
-    keys_file: Annotated[
-        Path | None, typer.Option(help="gateway API keys file for organic requests")
-    ] = None,
+    keys_file: KeysFile = None,
 ) -> None:
     """Challenge miners' endpoints on a schedule, forward organic requests, set weights."""
     from events.client import LocalLogClient
@@ -167,7 +153,7 @@ def validator(
     from live.tasks import get_task
     from live.validator import LiveValidator, LiveValidatorConfig, restore_state
 
-    keypair = _keypair(wallet, hotkey, dev_key, wallets_dir)
+    keypair = load_hotkey(wallet_name, wallet_hotkey, wallet_path, hotkey_uri)
     config = LiveValidatorConfig(
         netuid=netuid,
         sample_size=sample_size,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from events.types import BaselineMeasured, EvalFinished, EvalQueued, EvalStarted, Event
 from harness.eval import Progress as RoundProgress
 
-__all__ = ["RoundProgressView", "describe"]
+__all__ = ["RUNNING_INPUTS", "RoundProgressView", "describe", "describe_running"]
+
+# The events describe_running reads.
+RUNNING_INPUTS = (EvalQueued, EvalStarted, BaselineMeasured, EvalFinished)
 
 _PHASES = {
     "pull": "checking and pulling images",
@@ -71,3 +76,26 @@ class RoundProgressView:
     ) -> None:
         if self.bar.live.is_started:
             self.bar.stop()
+
+
+def describe_running(events: Sequence[Event], who: Callable[[str], str] = lambda h: h[:10]) -> str:
+    """One line from a validator's log: what the evaluation running now is doing.
+
+    The log records a phase as it ends (``BaselineMeasured``), so this is coarser than
+    :func:`describe`, which the evaluation itself feeds.
+    """
+    queued = {e.eval_id: e for e in events if isinstance(e, EvalQueued)}
+    finished = {e.eval_id for e in events if isinstance(e, EvalFinished)}
+    started = [e.eval_id for e in events if isinstance(e, EvalStarted)]
+    open_ids = [i for i in dict.fromkeys(started) if i not in finished]
+    if not open_ids:
+        waiting = len(set(queued) - finished)
+        return f"{waiting} evaluations queued" if waiting else "no evaluation running"
+    eval_id = open_ids[0]
+    phases = [e.phase for e in events if isinstance(e, BaselineMeasured) and e.eval_id == eval_id]
+    doing = {
+        0: "pulling images, measuring the baseline",
+        1: "starting and measuring the challenger",
+    }.get(len(phases), "gate and score")
+    name = who(queued[eval_id].hotkey) if eval_id in queued else eval_id
+    return f"eval {eval_id} of {name} ({len(open_ids)} open in the round): {doing}"

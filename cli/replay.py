@@ -19,7 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.history import HistoryError, LogOption, RayOption, open_reader
+from cli.history import HistoryError, open_reader
+from cli.options import DEFAULT_LOG_PATH, LogPath, RayAddress
 from events.log import type_name
 from events.types import EvalFinished, Event, RoundDecided, RoundOpened
 from harness import gate, score
@@ -89,8 +90,8 @@ def replay_round(
 def replay(
     eval_id: Annotated[str, typer.Option("--eval", help="an eval id to re-judge")] = "",
     round_: Annotated[int, typer.Option("--round", help="a round to re-judge and re-decide")] = 0,
-    log: LogOption = None,
-    ray_address: RayOption = None,
+    log: LogPath = DEFAULT_LOG_PATH,
+    ray_address: RayAddress = "",
     evidence: Annotated[
         Path | None, typer.Option(help="evidence folder (default: beside the event log)")
     ] = None,

@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.progress import describe_running
 from events.types import (
-    BaselineMeasured,
     EvalFinished,
     EvalQueued,
-    EvalStarted,
     Event,
     KingCrowned,
     KingServing,
@@ -167,13 +167,10 @@ class LocalSubnetRun:
         from actors.log_client import LogClient
         from actors.placement import head_node_resources
         from actors.validator_config import ValidatorConfig
+        from harness.profile import resolve_profile
 
         self.say("starting Ray and the validator's actors")
-        env = {**RAY_ENV, "ARENA_BASELINE_IMAGE": self.images["baseline"]}
-        for name in ("DOCKER_HOST", "ARENA_MODEL_DIR"):
-            if os.environ.get(name):
-                env[name] = os.environ[name]
-        os.environ.update(env)
+        os.environ.update(RAY_ENV)
         if not ray.is_initialized():
             ray_tmp = Path(f"/tmp/arena-ray-{os.getpid()}")
             ray_tmp.mkdir(parents=True, exist_ok=True)
@@ -184,7 +181,7 @@ class LocalSubnetRun:
                 num_cpus=2,
                 resources={**head_node_resources(), "arena_eval_slot": 1},
                 include_dashboard=False,
-                runtime_env={"env_vars": env},
+                runtime_env={"env_vars": RAY_ENV},
                 _temp_dir=str(ray_tmp),
                 logging_level="INFO",
                 # Actors' and replicas' output stays in the session's log files (linked below).
@@ -198,13 +195,15 @@ class LocalSubnetRun:
             log_path=str(self.workdir / "events.duckdb"),
             chain_url=self.url,
             netuid=self.subnet.netuid,
+            profile=resolve_profile("local", baseline_image=self.images["baseline"]),
             hotkey_uri="//Alice//validator",
             round_settle_s=3.0,
         )
         handles = supervisor.start(self.config)
         self.log = LogClient(handles["event_log"])
         for s in supervisor.status():
-            self.say(f"  {s.name}: {s.state} (pid {s.pid})")
+            if s.role in supervisor.ROLES:
+                self.say(f"  {s.name}: {s.state} (pid {s.pid})")
 
     def commit_miners(self) -> None:
         from chain.commitment import commit_image
@@ -244,23 +243,7 @@ class LocalSubnetRun:
 
     def running(self, events: list[Event]) -> str:
         """The status line: what the evaluation running now is doing, from its events."""
-        queued = {e.eval_id: e for e in events if isinstance(e, EvalQueued)}
-        finished = {e.eval_id for e in events if isinstance(e, EvalFinished)}
-        started = [e.eval_id for e in events if isinstance(e, EvalStarted)]
-        open_ids = [i for i in dict.fromkeys(started) if i not in finished]
-        if not open_ids:
-            waiting = len(set(queued) - finished)
-            return f"{waiting} evaluations queued" if waiting else "waiting for the validator"
-        eval_id = open_ids[0]
-        phases = [
-            e.phase for e in events if isinstance(e, BaselineMeasured) and e.eval_id == eval_id
-        ]
-        doing = {
-            0: "pulling images, measuring the baseline",
-            1: "starting and measuring the challenger",
-        }.get(len(phases), "gate and score")
-        who = self.who(queued[eval_id].hotkey) if eval_id in queued else eval_id
-        return f"eval {eval_id} of {who} ({len(open_ids)} open in the round): {doing}"
+        return describe_running(events, self.who)
 
     def watch(self, done: Callable[[list[Event]], Outcome | None], timeout_s: float) -> Outcome:
         """Print each new event; return ``done``'s outcome, or a failed one at the deadline."""
@@ -310,23 +293,18 @@ class LocalSubnetRun:
     def serve_king(self, timeout_s: float) -> None:
         """Serve the king behind the gateway and send it one organic request.
 
-        Ray Serve apps from serve_apps/: the KingServer keeps the king's image running in its
-        sandbox and announces it with KingServing; the gateway follows that event.
+        The same start as ``arena validator start``'s: the king's server keeps the king's image
+        running in its sandbox and announces it with KingServing; the gateway follows that event.
         """
         import httpx
-        import ray
-        from ray import serve
 
+        from actors import supervisor
         from chain.chopsticks import free_port
-        from serve_apps.gateway import GatewayConfig, serve_gateway
+        from serve_apps.gateway_config import GatewayConfig
         from serve_apps.keys import create_key
-        from serve_apps.king import KingServer
 
         self.say("starting the king's server for organic traffic")
-        king = KingServer.options(name="arena.king_server", namespace="arena").remote(
-            self.config.profile
-        )
-        ray.get(king.start.remote())
+        supervisor.start(self.config, roles=("king_server",))
 
         def announced(events: list[Event]) -> Outcome | None:
             serving = [e for e in events if isinstance(e, KingServing)]
@@ -337,20 +315,19 @@ class LocalSubnetRun:
             raise SubnetError(f"the king was not served: {outcome.reason}")
         keys = self.workdir / "keys.json"
         _, secret = create_key(keys, "demo", rate_per_s=5.0, burst=10)
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-        serve.run(
-            serve_gateway(
-                GatewayConfig(reference_endpoint=outcome.reason, keys_file=str(keys), port=port)
-            ),
-            name="gateway",
-            route_prefix=None,
+        gateway = GatewayConfig(
+            reference_endpoint=outcome.reason,
+            keys_file=str(keys),
+            port=free_port(),
+            served_model_name=self.config.profile.served_model_name,
         )
+        self.config = msgspec.structs.replace(self.config, gateway=gateway)
+        supervisor.start(self.config, roles=("gateway",))
         reply = httpx.post(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
+            f"http://127.0.0.1:{gateway.port}/v1/chat/completions",
             headers={"Authorization": f"Bearer {secret}"},
             json={
-                "model": "arena-tiny",
+                "model": gateway.served_model_name,
                 "messages": [{"role": "user", "content": "Say hello"}],
                 "max_tokens": 16,
             },
@@ -358,7 +335,7 @@ class LocalSubnetRun:
         )
         reply.raise_for_status()
         text = reply.json()["choices"][0]["message"]["content"]
-        self.say(f"gateway on 127.0.0.1:{port} answered from the king: {text!r}")
+        self.say(f"gateway on 127.0.0.1:{gateway.port} answered from the king: {text!r}")
 
     # --- summary -------------------------------------------------------------------------------
 

@@ -1,16 +1,37 @@
-"""`arena validator start|stop|status`: the validator's actors on a running Ray cluster."""
+"""`arena validator start|stop|status`: the validator on a running Ray cluster.
+
+``start`` reads ``validator.toml`` (README: Running a validator), puts any flags on top, resolves
+it once and ships the result to the actors: the event log, chain watcher, scheduler, crown keeper,
+the king's server and, with a ``[gateway]`` table, the gateway. ``status`` and ``stop`` cover
+them all.
+"""
 
 from __future__ import annotations
 
-import os
+import asyncio
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 
-from actors.validator_config import ValidatorConfig
-from actors.weights_policy import NO_KING_POLICIES
+from actors.validator_config import SettingsError, load_settings, resolve
+from cli.options import (
+    DEFAULT_LOG_PATH,
+    BaselineImage,
+    HotkeyUri,
+    Netuid,
+    Network,
+    ProfileName,
+    RayAddress,
+    WalletHotkey,
+    WalletName,
+    WalletPath,
+    load_hotkey,
+)
+from cli.progress import RUNNING_INPUTS, describe_running
 from events.client import BaseLogClient, LocalLogClient
 from events.log import EventLog, type_name
 from events.types import EvalFinished, Event, WeightsSet
@@ -22,8 +43,11 @@ from rules.queue_policy import QueueState
 app = typer.Typer(help="validator commands", no_args_is_help=True)
 console = Console()
 
-DEFAULT_LOG = ".arena/events.duckdb"
 RECENT_EVALS = 10
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="validator.toml; flags given here override its fields"),
+]
 
 
 def _connect(address: str) -> None:
@@ -38,111 +62,135 @@ def _connect(address: str) -> None:
     except ConnectionError as exc:
         raise typer.BadParameter(
             f"no Ray cluster at {address!r} with {AUTH_MODE_VAR}={mode} ({exc}); start one with "
-            f"`{head_start_command()}` or `ray up cluster.yaml`, or pass --address; for a "
-            f"cluster without token auth set {AUTH_MODE_VAR}=disabled"
+            f"`{head_start_command()}` or `ray up cluster.yaml`, or pass --ray-address; for a "
+            f"cluster without token auth set {AUTH_MODE_VAR}=disabled",
+            param_hint="--ray-address",
         ) from exc
 
 
 @app.command()
 def start(
-    netuid: int = typer.Option(..., help="subnet to validate"),
-    network: str = typer.Option("local", help="local, finney, test or a ws:// URL"),
-    hotkey_uri: str = typer.Option("", help="dev key URI such as //Alice (local nets only)"),
-    wallet_name: str = typer.Option("", help="wallet directory name"),
-    wallet_hotkey: str = typer.Option("", help="hotkey name in the wallet"),
-    profile: str = typer.Option("local", help="local or sn-h200"),
-    baseline_image: str | None = typer.Option(
-        None, help="the baseline pinned by digest (default: the profile's, ARENA_BASELINE_IMAGE)"
-    ),
-    log_file: str = typer.Option(DEFAULT_LOG, "--log", help="event log file"),
-    address: str = typer.Option("auto", help="Ray cluster address"),
-    no_king: str = typer.Option(
-        "owner", help="weights with no king: owner (all to the subnet owner's uid) or none"
-    ),
+    config: ConfigFile = None,
+    netuid: Netuid | None = None,
+    network: Network | None = None,
+    wallet_name: WalletName | None = None,
+    wallet_hotkey: WalletHotkey | None = None,
+    wallet_path: WalletPath | None = None,
+    hotkey_uri: HotkeyUri | None = None,
+    profile: ProfileName | None = None,
+    baseline_image: BaselineImage = None,
+    log: Annotated[Path | None, typer.Option("--log", help="event log file")] = None,
+    gateway_port: Annotated[int | None, typer.Option(help="the gateway's port")] = None,
+    no_king: Annotated[
+        str | None,
+        typer.Option(help="weights with no king: owner (all to the subnet owner's uid) or none"),
+    ] = None,
+    ray_address: RayAddress = "auto",
 ) -> None:
-    """Start the event log, chain watcher, scheduler and crown keeper (detached, named)."""
-    if no_king not in NO_KING_POLICIES:
-        raise typer.BadParameter(
-            f"--no-king must be one of {', '.join(NO_KING_POLICIES)}, got {no_king!r}"
-        )
-
-    from harness.profile import get_profile
+    """Start the validator's actors, the king's server and the gateway (detached, named)."""
+    overrides: dict[str, Any] = {
+        "chain.netuid": netuid,
+        "chain.network": network,
+        "wallet.name": wallet_name,
+        "wallet.hotkey": wallet_hotkey,
+        "wallet.path": wallet_path,
+        "wallet.uri": hotkey_uri,
+        "evaluation.profile": profile,
+        "evaluation.baseline_image": baseline_image,
+        "rounds.no_king": no_king,
+        "log": None if log is None else str(log),
+        "gateway.port": gateway_port,
+    }
     from harness.sandbox_image import require_pinned_baseline
 
     try:
-        baseline = require_pinned_baseline(get_profile(profile), baseline_image)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        settings = load_settings(config, overrides)
+        resolved = resolve(settings)
+        require_pinned_baseline(resolved.profile)
+    except (SettingsError, ValueError) as exc:
+        typer.echo(f"arena validator start: {exc}", err=True)
         raise typer.Exit(2) from None
-    # The evaluators read it from the environment the supervisor forwards to the actors.
-    os.environ["ARENA_BASELINE_IMAGE"] = baseline
-    log_path = Path(log_file)
-    from actors import supervisor
-    from actors.placement import NoHeadError
-    from chain.client import Backoff, ChainClient, ChainError, resolve_network
+    from chain.client import Backoff, ChainClient, ChainError
 
     try:
-        chain_url = resolve_network(network)
         # Asked once, before any actor starts: a chain watcher would only retry in the background.
-        with ChainClient(chain_url, backoff=Backoff(attempts=1), timeout_s=10.0) as chain:
+        with ChainClient(resolved.chain_url, backoff=Backoff(attempts=1), timeout_s=10.0) as chain:
             chain.finalized_number()
-    except ValueError as exc:
-        typer.echo(f"arena validator start: {exc}", err=True)
-        raise typer.Exit(1) from None
     except ChainError as exc:
         typer.echo(
             f"arena validator start: {exc} Start it, or name another with --network.", err=True
         )
         raise typer.Exit(1) from None
-    config = ValidatorConfig(
-        log_path=str(log_path.resolve()),
-        chain_url=chain_url,
-        netuid=netuid,
-        profile=profile,
-        hotkey_uri=hotkey_uri,
-        wallet_name=wallet_name,
-        wallet_hotkey=wallet_hotkey,
-        no_king=no_king,
-    )
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    _connect(address)
+    w = settings.wallet
+    # Loaded here only to fail now: the crown keeper, which signs, loads it again.
+    load_hotkey(w.name, w.hotkey, w.path, w.uri)
+    from actors import supervisor
+    from actors.placement import NoHeadError
+
+    Path(resolved.log_path).parent.mkdir(parents=True, exist_ok=True)
+    _connect(ray_address)
     try:
-        supervisor.start(config)
+        supervisor.start(resolved, roles=supervisor.ALL_ROLES)
     except NoHeadError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--address") from exc
+        raise typer.BadParameter(str(exc), param_hint="--ray-address") from exc
     _print_actors()
+    if resolved.gateway is not None:
+        g = resolved.gateway
+        console.print(f"gateway: http://{g.host}:{g.port}/v1 (keys: {g.keys_file})")
 
 
 @app.command()
-def stop(address: str = typer.Option("auto", help="Ray cluster address")) -> None:
-    """Stop the validator's actors; the event log file keeps everything they recorded."""
+def stop(ray_address: RayAddress = "auto") -> None:
+    """Stop the gateway and the actors; the event log file keeps everything they recorded."""
     from actors import supervisor
 
-    _connect(address)
+    _connect(ray_address)
     stopped = supervisor.stop()
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
 @app.command()
 def status(
-    address: str = typer.Option("auto", help="Ray cluster address"),
-    log_file: str = typer.Option(DEFAULT_LOG, "--log", help="event log file, if stopped"),
+    ray_address: RayAddress = "auto",
+    log: Annotated[Path, typer.Option("--log", help="event log file, if stopped")] = (
+        DEFAULT_LOG_PATH
+    ),
+    follow: Annotated[
+        bool, typer.Option(help="keep the view up to date as events arrive (Ctrl-C ends it)")
+    ] = False,
 ) -> None:
-    """Actors, queue, king, last weights and recent evals."""
-    log_path = Path(log_file)
+    """Actors, the running evaluation, queue, king, last weights and recent evals."""
     from actors import supervisor
 
-    _connect(address)
+    _connect(ray_address)
     _print_actors()
     if supervisor.get("event_log") is not None:
         from actors.log_client import LogClient
 
-        render_status(LogClient())
-    elif log_path.exists():
-        with EventLog(log_path) as log:
-            render_status(LocalLogClient(log))
+        client = LogClient()
+        if follow:
+            _follow(client)
+        else:
+            render_status(client)
+    elif log.exists():
+        with EventLog(log) as event_log:
+            render_status(LocalLogClient(event_log))
     else:
-        console.print(f"no validator running and no log at {log_path}")
+        console.print(f"no validator running and no log at {log}")
+
+
+def _follow(log: BaseLogClient) -> None:
+    """Redraw the status each time the log grows, until Ctrl-C."""
+    after = 0
+    with Live(Group(*status_tables(log)), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                records = asyncio.run(log.wait_for(after, timeout_s=30.0))
+                if records:
+                    after = records[-1].seq
+                live.update(Group(*status_tables(log)), refresh=True)
+        except KeyboardInterrupt:
+            pass
 
 
 def _print_actors() -> None:
@@ -162,6 +210,14 @@ def _replay(log: BaseLogClient, types: tuple[type[Event], ...]) -> list[Event]:
 
 def render_status(log: BaseLogClient) -> list[Table]:
     """Fold the log the way the actors do and print what they would know."""
+    tables = status_tables(log)
+    for t in tables:
+        console.print(t)
+    return tables
+
+
+def status_tables(log: BaseLogClient) -> list[Table]:
+    """The status view: what the actors would know, folded from the log as they fold it."""
     queue = QueueState()
     for e in _replay(log, QUEUE_INPUTS):
         queue.apply(e)
@@ -170,15 +226,16 @@ def render_status(log: BaseLogClient) -> list[Table]:
         crown.apply(e)
     finished = [e for e in _replay(log, (EvalFinished,)) if isinstance(e, EvalFinished)]
     weights = [e for e in _replay(log, (WeightsSet,)) if isinstance(e, WeightsSet)]
-    tables = [
+    running = Table(title="now")
+    running.add_column("evaluation")
+    running.add_row(describe_running(_replay(log, RUNNING_INPUTS)))
+    return [
+        running,
         _queue_table(queue),
         _king_table(crown),
         _weights_table(weights[-1:]),
         _evals_table(finished[-RECENT_EVALS:]),
     ]
-    for t in tables:
-        console.print(t)
-    return tables
 
 
 def _queue_table(queue: QueueState) -> Table:

@@ -523,7 +523,7 @@ def main(
     parser.add_argument("--out", type=Path, default=None, help="JSON report path")
     parser.add_argument(
         "--baseline-image",
-        help="the baseline, pinned by digest (default: the profile's, or ARENA_BASELINE_IMAGE)",
+        help="the baseline, pinned by digest (default: the profile's)",
     )
     parser.add_argument(
         "--dry-run",

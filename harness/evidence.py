@@ -41,7 +41,6 @@ __all__ = [
     "Evidence",
     "EvidenceError",
     "KINDS",
-    "evidence_keep",
     "prune",
     "read",
     "write",
@@ -51,8 +50,8 @@ __all__ = [
 EVIDENCE_DIR = "evidence"
 ARMS = ("baseline_before", "challenger", "baseline_after")
 KINDS = ("requests", "gate", "verdict", "logs")
-# Retention: how many evals' evidence the validator keeps (the newest), unless
-# ARENA_EVIDENCE_KEEP says otherwise.
+# Retention: how many evals' evidence the validator keeps (the newest), unless its settings
+# (validator.toml's evidence_keep) say otherwise.
 DEFAULT_KEEP = 1000
 _EVAL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -186,16 +185,6 @@ def prune(directory: Path, keep: int) -> list[str]:
         for kind in KINDS:
             (directory / f"{eval_id}.{kind}.parquet").unlink(missing_ok=True)
     return removed
-
-
-def evidence_keep() -> int:
-    """The retention setting: ``ARENA_EVIDENCE_KEEP`` evals (default :data:`DEFAULT_KEEP`)."""
-    text = os.environ.get("ARENA_EVIDENCE_KEEP", str(DEFAULT_KEEP))
-    if not text.isdigit():
-        raise ValueError(
-            f"ARENA_EVIDENCE_KEEP={text!r}: give how many evals' evidence to keep (0 or more)"
-        )
-    return int(text)
 
 
 def _check_id(eval_id: str) -> None:

@@ -31,7 +31,7 @@ class PreflightError(ArenaError):
 def preflight(images: list[str], profile: Profile) -> docker.DockerClient:
     """Check the references, the engine and every registry involved; return an engine client."""
     refs = [_parse(image, "bad image reference") for image in images]
-    baseline = _parse(profile.baseline_image, "the baseline image (set ARENA_BASELINE_IMAGE)")
+    baseline = _parse(profile.baseline_image, "the baseline image (pass --baseline-image)")
     client = _engine()
     registries = {ref.registry: str(ref) for ref in refs}
     registries.setdefault(baseline.registry, f"the baseline {baseline}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["PROFILES", "Profile", "built_image", "get_profile", "repo_root"]
+__all__ = ["PROFILES", "Profile", "built_image", "get_profile", "repo_root", "resolve_profile"]
 
 
 def repo_root() -> Path:
@@ -28,7 +28,7 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     # Name the OpenAI API serves the model under; every server in the arena must answer to it.
     served_model_name: str
     # The reference every challenger is measured against, pinned by digest; on sn-h200 the
-    # operator gives it (``--baseline-image`` or ARENA_BASELINE_IMAGE), checked by
+    # operator gives it (``--baseline-image`` or validator.toml), checked by
     # harness.sandbox_image.require_pinned_baseline.
     baseline_image: str
     # Ray resources the Evaluator actor asks for; a request no node can satisfy pends, which is
@@ -114,12 +114,10 @@ def _server_cpuset() -> str:
 def _local() -> Profile:
     return Profile(
         name="local",
-        model_dir=os.environ.get(
-            "ARENA_MODEL_DIR", str(repo_root() / ".cache" / "models" / "tiny")
-        ),
+        model_dir=str(repo_root() / ".cache" / "models" / "tiny"),
         model_manifest="",
         served_model_name="arena-tiny",
-        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE") or built_image("baseline"),
+        baseline_image=built_image("baseline"),
         evaluator_num_gpus=0,
         evaluator_resources={"arena_eval_slot": 1},
         accelerator_type=None,
@@ -187,16 +185,14 @@ def _sn_h200() -> Profile:
     )
     return Profile(
         name="sn-h200",
-        model_dir=os.environ.get("ARENA_MODEL_DIR", "/mnt/models/Qwen2.5-72B-Instruct"),
+        model_dir="/mnt/models/Qwen2.5-72B-Instruct",
         # Built once by the operator from a trusted copy (README: Weights on a GPU node); the
         # GPU node's set-up syncs model_dir against it (cluster.yaml).
-        model_manifest=os.environ.get(
-            "ARENA_MODEL_MANIFEST", str(repo_root() / "models" / "Qwen2.5-72B-Instruct.sha256.json")
-        ),
+        model_manifest=str(repo_root() / "models" / "Qwen2.5-72B-Instruct.sha256.json"),
         served_model_name="Qwen/Qwen2.5-72B-Instruct",
         # No default: which vLLM release the subnet measures against is the operator's choice,
         # pinned by digest (README, "Pinning the baseline").
-        baseline_image=os.environ.get("ARENA_BASELINE_IMAGE", ""),
+        baseline_image="",
         evaluator_num_gpus=4,
         evaluator_resources={},
         accelerator_type="H200",
@@ -256,9 +252,21 @@ PROFILES = {"local": _local, "sn-h200": _sn_h200, "sn-h200x8": _sn_h200x8}
 
 
 def get_profile(name: str) -> Profile:
+    """The profile ``name`` as shipped (see :func:`resolve_profile` for a site's own paths)."""
     try:
         return PROFILES[name]()
     except KeyError:
         raise ValueError(
             f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}"
         ) from None
+
+
+def resolve_profile(
+    name: str, *, baseline_image: str = "", model_dir: str = "", model_manifest: str = ""
+) -> Profile:
+    """The profile ``name`` with what a site sets itself (each left as shipped when empty).
+
+    Called once, where settings enter (the CLI, a Serve builder); the result travels as data.
+    """
+    site = dict(baseline_image=baseline_image, model_dir=model_dir, model_manifest=model_manifest)
+    return msgspec.structs.replace(get_profile(name), **{k: v for k, v in site.items() if v})

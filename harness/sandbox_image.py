@@ -132,8 +132,8 @@ def require_pinned_baseline(profile: Profile, image: str | None = None) -> str:
     except ImageRejected:
         raise ValueError(
             f"profile {profile.name}: the baseline image {ref!r} is not pinned by digest; pass "
-            "--baseline-image REPO@sha256:<digest> or set ARENA_BASELINE_IMAGE "
-            "(README: Pinning the baseline)"
+            "--baseline-image REPO@sha256:<digest>, or baseline_image in validator.toml's "
+            "[evaluation] (README: Pinning the baseline)"
         ) from None
     return ref
 

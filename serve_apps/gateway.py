@@ -27,14 +27,12 @@ Like every module here that defines Serve deployments, this one does without
 
 import asyncio
 import logging
-import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
-from typing import Annotated
 
 import httpx
 import msgspec
@@ -53,6 +51,7 @@ from events.types import Event, KingDethroned, KingServing, OrganicChecked
 from harness.gate import InconclusiveError
 from harness.profile import get_profile
 from rules.king import follow_serving
+from serve_apps.gateway_config import GatewayConfig
 from serve_apps.keys import ApiKey, KeyRing, default_keys_path
 from serve_apps.listener import Listener
 from serve_apps.openai_schema import (
@@ -87,33 +86,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _KING_TYPES = [type_name(KingServing), type_name(KingDethroned)]
-
-
-class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
-    reference_endpoint: str
-    keys_file: str
-    served_model_name: str = "arena-tiny"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 1 << 20
-    connect_timeout_s: float = 2.0
-    request_timeout_s: float = 300.0
-    # How long a king that failed is skipped before it is tried again.
-    king_cooldown_s: float = 10.0
-    # Pause before asking the event log again after it failed.
-    king_poll_s: float = 1.0
-    usage_flush_s: float = 5.0
-    # Follow the king and record usage through the ``arena.event_log`` actor. Without the log,
-    # every request goes to the reference miner and usage is not recorded.
-    event_log: bool = True
-    # Organic checks (module docstring): the share of the king's completed chat completions
-    # re-scored on the reference engine at ``rescore_endpoint`` (a vLLM OpenAI server of the
-    # pinned model); off while the endpoint is empty, and without the event log.
-    organic_check_share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
-    rescore_endpoint: str = ""
-    # Checks re-scoring at once; a sampled answer that finds them all busy is not checked, so
-    # a burst of traffic never queues work on the reference engine.
-    organic_check_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 2
 
 
 def _error_response(error: ApiError) -> Response:
@@ -513,11 +485,12 @@ class GatewayServer:
 def build_app(args: dict[str, str]) -> serve.Application:
     """Serve builder; ``args`` are GatewayConfig fields as strings, plus ``profile``.
 
-    ``reference_endpoint`` is required; ``keys_file`` defaults to ``arena keys``' default file,
-    ``served_model_name`` to the profile's.
+    The settings are resolved here, once: ``reference_endpoint`` is required; ``keys_file``
+    defaults to ``arena keys``' default file, ``served_model_name`` to the profile's (``profile``,
+    default ``local``).
     """
     args = dict(args)
-    profile = get_profile(args.pop("profile", os.environ.get("ARENA_PROFILE", "local")))
+    profile = get_profile(args.pop("profile", "local"))
     args.setdefault("served_model_name", profile.served_model_name)
     args.setdefault("keys_file", str(default_keys_path()))
     try:

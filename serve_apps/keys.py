@@ -27,6 +27,7 @@ __all__ = [
     "KeyRing",
     "KeyStoreError",
     "create_key",
+    "DEFAULT_KEYS_FILE",
     "default_keys_path",
     "hash_secret",
     "load_keys",
@@ -59,12 +60,14 @@ class _KeyFile(msgspec.Struct):
     keys: list[ApiKey] = []
 
 
+DEFAULT_KEYS_FILE = ".arena/keys.json"
 _decoder = msgspec.json.Decoder(_KeyFile)
 _encoder = msgspec.json.Encoder()
 
 
 def default_keys_path() -> Path:
-    return Path(os.environ.get("ARENA_KEYS_FILE", Path(".arena") / "keys.json")).resolve()
+    """Where the gateway and ``arena keys`` look when not told (``--keys-file``, validator.toml)."""
+    return Path(DEFAULT_KEYS_FILE).resolve()
 
 
 def hash_secret(secret: str) -> str:

@@ -19,7 +19,7 @@ import ray
 
 from actors.placement import on_head
 from events.types import KingServing
-from harness.profile import Profile, get_profile
+from harness.profile import Profile
 from harness.runner import LABEL, Sandbox, pull_pinned
 from rules.king import King, follow_crown
 
@@ -86,8 +86,9 @@ class KingServer:
     A restart re-folds the whole log and starts the king again in a fresh sandbox.
     """
 
-    def __init__(self, profile: str = "local") -> None:
-        self._host = KingHost(docker.from_env(), get_profile(profile))
+    def __init__(self, profile: Profile) -> None:
+        # Resolved once by whoever starts it (the supervisor, a test), shipped as data.
+        self._host = KingHost(docker.from_env(), profile)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -175,7 +175,7 @@ def config_from_argv(argv: list[str]) -> MinerConfig:
         prog="python -m serve_apps.miner", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--model", help="model directory (default: the profile's)")
-    parser.add_argument("--profile", default=os.environ.get("ARENA_PROFILE", "local"))
+    parser.add_argument("--profile", default="local")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     opts = parser.parse_args(own)

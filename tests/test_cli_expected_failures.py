@@ -18,9 +18,9 @@ from tests.fixtures.vllm import free_port
 DIGEST = "sha256:" + "a" * 64
 
 
-def _arena_eval(image: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _arena_eval(image: str, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "eval", "--local", "--image", image],
+        [sys.executable, "-m", "cli.main", "eval", "--local", "--image", image, *flags],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -62,10 +62,10 @@ def test_bad_image_reference(image: str, why: str) -> None:
 @pytest.mark.docker
 def test_no_registry(docker_client: docker.DockerClient) -> None:
     registry = f"127.0.0.1:{free_port()}"
-    for env in ({}, {"ARENA_BASELINE_IMAGE": f"{registry}/arena/baseline@{DIGEST}"}):
-        image = f"{registry}/miner@{DIGEST}" if not env else f"127.0.0.1:5000/miner@{DIGEST}"
-        needed_for = image if not env else "the baseline"
-        result = _arena_eval(image, **env)
+    for flags in ((), ("--baseline-image", f"{registry}/arena/baseline@{DIGEST}")):
+        image = f"{registry}/miner@{DIGEST}" if not flags else f"127.0.0.1:5000/miner@{DIGEST}"
+        needed_for = image if not flags else "the baseline"
+        result = _arena_eval(image, *flags)
         _refused(result, f"the registry {registry} does not answer", needed_for, "start it")
 
 

@@ -85,3 +85,36 @@ def test_nothing_shipped_imports_test_code() -> None:
         if any(m.split(".")[0] == "tests" for m in imports(path, anywhere=True))
     }
     assert offenders == set()
+
+
+# The environment variables library code may read: other programs' own (Ray's, Docker's,
+# CUDA's as Ray sets it, tokenizers'), and the chain spec of the local dev chain, shared with
+# scripts/setup.sh. Arena's settings travel as data (actors.validator_config), never this way.
+FOREIGN_ENV = {
+    "actors.ray_auth",  # RAY_AUTH_MODE
+    "actors.supervisor",  # DOCKER_HOST, forwarded to the actors' workers
+    "harness.runner",  # CUDA_VISIBLE_DEVICES, the GPUs Ray gave this worker
+    "harness.local_vllm",  # the environment a vLLM subprocess inherits
+    "harness.preflight",  # DOCKER_HOST, named in an error
+    "harness.tiny_model",  # TOKENIZERS_PARALLELISM
+    "chain.chopsticks",  # ARENA_CHAIN_SPEC, the dev chain's spec (scripts/setup.sh)
+    "serve_apps.miner",  # Ray's and vLLM's, in its __main__
+}
+LIBRARIES = ("rules", "events", "actors", "serve_apps", "harness", "chain", "live")
+
+
+def _reads_environment(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                return True
+    return False
+
+
+def test_library_code_reads_no_arena_setting_from_the_environment() -> None:
+    readers = {
+        name
+        for name, path in MODULES.items()
+        if name.split(".")[0] in LIBRARIES and _reads_environment(path)
+    }
+    assert readers <= FOREIGN_ENV, readers - FOREIGN_ENV

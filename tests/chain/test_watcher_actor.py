@@ -16,6 +16,7 @@ from chain.client import ChainClient
 from chain.commitment import commit_image
 from chain.localnet import LocalSubnet, jump_blocks
 from events.types import MinerRegistered, SubmissionCommitted
+from harness.profile import get_profile
 
 pytestmark = [pytest.mark.ray, pytest.mark.chain]
 
@@ -37,7 +38,10 @@ def test_watcher_actor_appends_chain_events_and_resumes_after_a_restart(
     log = LogClient(event_log_actor, retry_s=60)
     netuid = local_subnet.netuid
     config = ValidatorConfig(
-        log_path=str(tmp_path / "unused.duckdb"), chain_url=local_subnet.url, netuid=netuid
+        log_path=str(tmp_path / "unused.duckdb"),
+        chain_url=local_subnet.url,
+        netuid=netuid,
+        profile=get_profile("local"),
     )
 
     def keys(event_type: type) -> set[str]:

@@ -36,7 +36,7 @@ def test_arena_validator_uses_token_auth_when_no_mode_is_set(
     token_head: TokenHead, tmp_path: Path
 ) -> None:
     result = subprocess.run(
-        [BIN / "arena", "validator", "status", "--address", token_head.gcs_address]
+        [BIN / "arena", "validator", "status", "--ray-address", token_head.gcs_address]
         + ["--log", str(tmp_path / "none.duckdb")],
         env=without_auth_mode(),
         capture_output=True,
@@ -57,7 +57,7 @@ def test_arena_eval_runs_as_a_ray_job_and_reports_the_failure(
     report = tmp_path / "report.json"
     result = subprocess.run(
         [BIN / "arena", "eval", "--image", image, "--out", str(report)]
-        + ["--address", token_head.dashboard_url],
+        + ["--ray-address", token_head.dashboard_url],
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,

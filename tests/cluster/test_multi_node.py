@@ -60,6 +60,7 @@ def validator(
         log_path=str(tmp_path_factory.mktemp("multi_node") / "events.duckdb"),
         chain_url=local_subnet.url,
         netuid=local_subnet.netuid,
+        profile=get_profile("local"),
         hotkey_uri="//Alice//validator",
         round_settle_s=0.3,
         max_eval_attempts=4,

@@ -7,19 +7,14 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from harness.eval import main as eval_main
-from harness.profile import get_profile
+from harness.profile import get_profile, resolve_profile
 from harness.sandbox_image import require_pinned_baseline
 
 PINNED = "vllm/vllm-openai@sha256:" + "ab" * 32
 CHALLENGER = "127.0.0.1:5000/me/miner@sha256:" + "cd" * 32
 
 
-@pytest.fixture
-def no_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ARENA_BASELINE_IMAGE", raising=False)
-
-
-def test_sn_h200_ships_no_baseline(no_baseline: None) -> None:
+def test_sn_h200_ships_no_baseline() -> None:
     assert get_profile("sn-h200").baseline_image == ""
 
 
@@ -27,23 +22,20 @@ def test_sn_h200_ships_no_baseline(no_baseline: None) -> None:
     "image",
     ["", "vllm/vllm-openai@sha256:PINNED", "vllm/vllm-openai:v0.32.0", PINNED.replace("ab", "AB")],
 )
-def test_an_unpinned_baseline_is_refused_with_what_to_do(no_baseline: None, image: str) -> None:
+def test_an_unpinned_baseline_is_refused_with_what_to_do(image: str) -> None:
     with pytest.raises(ValueError, match="not pinned by digest; pass --baseline-image"):
         require_pinned_baseline(get_profile("sn-h200"), image)
 
 
-def test_a_pinned_baseline_is_taken_from_the_flag_or_the_profile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ARENA_BASELINE_IMAGE", PINNED)
-    profile = get_profile("sn-h200")
+def test_a_pinned_baseline_is_taken_from_the_flag_or_the_profile() -> None:
+    profile = resolve_profile("sn-h200", baseline_image=PINNED)
     assert require_pinned_baseline(profile) == PINNED
     other = "registry.example/vllm@sha256:" + "ef" * 32
     assert require_pinned_baseline(profile, other) == other
 
 
 def test_eval_and_validator_start_fail_at_once_with_one_line(
-    no_baseline: None, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert eval_main(["--image", CHALLENGER, "--profile", "sn-h200"]) == 2
     (line,) = capsys.readouterr().err.splitlines()

@@ -8,7 +8,7 @@ import pytest
 
 from harness.eval import dry_run_specs
 from harness.eval import main as eval_main
-from harness.profile import Profile, get_profile
+from harness.profile import Profile, get_profile, resolve_profile
 from harness.runner import SANDBOX_ENV, container_spec
 
 BASELINE = "vllm/vllm-openai@sha256:" + "ab" * 32
@@ -17,9 +17,8 @@ RAY_GPUS = ("4", "5", "6", "7")  # what Ray put in CUDA_VISIBLE_DEVICES for the 
 
 
 @pytest.fixture
-def sn_h200(monkeypatch: pytest.MonkeyPatch) -> Profile:
-    monkeypatch.setenv("ARENA_BASELINE_IMAGE", BASELINE)
-    return get_profile("sn-h200")
+def sn_h200() -> Profile:
+    return resolve_profile("sn-h200", baseline_image=BASELINE)
 
 
 def test_sn_h200_round_runs_on_rays_four_gpus_sealed_off(sn_h200: Profile) -> None:
@@ -47,12 +46,11 @@ def test_docker_gets_the_spec_as_it_is_printed(sn_h200: Profile) -> None:
     assert (kwargs["network"], kwargs["shm_size"], kwargs["command"]) == ("net", "64g", ["--x"])
 
 
-def test_on_eight_gpus_the_kept_up_baseline_and_the_challenger_split_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ARENA_BASELINE_IMAGE", BASELINE)
+def test_on_eight_gpus_the_kept_up_baseline_and_the_challenger_split_them() -> None:
     eight = ("3", "4", "5", "6", "7", "0", "1", "2")
-    specs = dry_run_specs(get_profile("sn-h200x8"), [CHALLENGER], eight)
+    specs = dry_run_specs(
+        resolve_profile("sn-h200x8", baseline_image=BASELINE), [CHALLENGER], eight
+    )
     (baseline,), (challenger,) = (
         specs["baseline"].device_requests,
         [spec.device_requests[0] for spec in specs["challengers"]],
@@ -74,7 +72,8 @@ def test_dry_run_prints_the_specs_and_runs_nothing(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", ",".join(RAY_GPUS))
     # No DOCKER_HOST is needed: nothing is pulled or started.
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    assert eval_main(["--image", CHALLENGER, "--profile", "sn-h200", "--dry-run"]) == 0
+    argv = ["--image", CHALLENGER, "--profile", "sn-h200", "--baseline-image", BASELINE]
+    assert eval_main([*argv, "--dry-run"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["baseline"]["image"] == BASELINE
     assert printed["challengers"][0]["device_requests"][0]["DeviceIDs"] == list(RAY_GPUS)

@@ -100,7 +100,7 @@ def serve_axon_cli(url: str, netuid: int, uri: str, ip: str, port: int) -> None:
         arena,
         [
             "live", "serve-axon", "--network", url, "--netuid", str(netuid),
-            "--dev-key", uri, "--ip", ip, "--port", str(port),
+            "--hotkey-uri", uri, "--ip", ip, "--port", str(port),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -270,7 +270,7 @@ def test_miner_command_serves_signed_requests(live_net: LiveNet):
         port = probe.getsockname()[1]
     command = [
         sys.executable, "-m", "cli.main", "live", "miner", "--network", live_net.url,
-        "--netuid", str(live_net.netuid), "--dev-key", "//Bob//miner0", "--port", str(port),
+        "--netuid", str(live_net.netuid), "--hotkey-uri", "//Bob//miner0", "--port", str(port),
         "--min-stake", str(MIN_STAKE),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

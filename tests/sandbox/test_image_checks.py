@@ -139,10 +139,9 @@ def test_arena_eval_reports_a_rejected_image(
     name = built_images["adv-crash"].split("@")[0]
     wrong = f"{name}@sha256:{secrets.token_hex(32)}"
     out = tmp_path / "report.json"
-    env = {**os.environ, "ARENA_BASELINE_IMAGE": built_images["baseline"]}
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "eval", "--local", "--image", wrong, "--out", str(out)],
-        env=env,
+        [sys.executable, "-m", "cli.main", "eval", "--local", "--image", wrong, "--out", str(out)]
+        + ["--baseline-image", built_images["baseline"]],
         capture_output=True,
         text=True,
         cwd=repo_root(),

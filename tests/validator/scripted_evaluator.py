@@ -25,7 +25,7 @@ from harness.profile import Profile
 
 
 class ScriptedEvaluator:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, evidence_keep: int) -> None:
         self.log = LogClient()
 
     def evaluate_round(self, data: bytes) -> None:

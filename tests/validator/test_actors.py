@@ -38,6 +38,7 @@ from events.types import (
     SubmissionSkipped,
     WeightsSet,
 )
+from harness.profile import get_profile
 from rules.queue_policy import eval_id_for
 from tests.fixtures.ray import clear_arena_actors
 from tests.validator.scripted_evaluator import ScriptedEvaluator
@@ -132,6 +133,7 @@ def validator(
         log_path=str(tmp / "events.duckdb"),
         chain_url=local_subnet.url,
         netuid=local_subnet.netuid,
+        profile=get_profile("local"),
         hotkey_uri="//Alice//validator",
         round_settle_s=0.3,
         max_eval_attempts=2,

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cli.progress import describe_running
 from cli.validator import render_status
 from events.client import LocalLogClient
 from events.log import EventLog
-from events.types import SubmissionCommitted, WeightsSet
+from events.types import (
+    BaselineMeasured,
+    EvalFinished,
+    EvalQueued,
+    EvalStarted,
+    SubmissionCommitted,
+    WeightsSet,
+)
 from tests.validator.test_crown_policy import BASE, ROUND1
 
 
@@ -25,9 +33,42 @@ def test_status_shows_queue_king_weights_and_recent_evals(tmp_path: Path) -> Non
     )
     with EventLog(tmp_path / "events.duckdb") as log:
         log.append([*BASE, *ROUND1, pending, weights])
-        queue, king, last_weights, evals = render_status(LocalLogClient(log))
+        now, queue, king, last_weights, evals = render_status(LocalLogClient(log))
 
+    assert now.columns[0]._cells == ["no evaluation running"]
     assert [c._cells for c in queue.columns][1] == ["c"]  # the queued challenger, by hotkey
     assert king.row_count == 1 and king.columns[0]._cells == ["a"]
     assert last_weights.columns[2]._cells == ["[1]"]
     assert evals.row_count == 1 and evals.columns[3]._cells == ["pass"]
+
+
+def test_the_running_evaluation_is_described_from_its_logged_phases() -> None:
+    queued = EvalQueued(
+        eval_id="r2-x",
+        hotkey="d" * 48,
+        image="127.0.0.1:5000/m",
+        digest="sha256:" + "d" * 64,
+        role="challenger",
+        submitted_block=600,
+        round_seed="0x01",
+    )
+    started = EvalStarted(eval_id="r2-x", attempt=1, worker="w")
+    before = BaselineMeasured(eval_id="r2-x", phase="before", metrics={})
+    assert describe_running([queued]) == "1 evaluations queued"
+    assert describe_running([queued, started]).endswith("pulling images, measuring the baseline")
+    line = describe_running([queued, started, before], who=lambda h: "miner d")
+    assert (
+        line == "eval r2-x of miner d (1 open in the round): starting and measuring the challenger"
+    )
+    finished = EvalFinished(
+        eval_id="r2-x",
+        hotkey=queued.hotkey,
+        digest=queued.digest,
+        verdict="pass",
+        reason="",
+        score=0.1,
+        noise=0.0,
+        metrics={},
+        role="challenger",
+    )
+    assert describe_running([queued, started, before, finished]) == "no evaluation running"
