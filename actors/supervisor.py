@@ -155,13 +155,9 @@ def status() -> list[ActorStatus]:
 def _gateway_state() -> str:
     """The gateway app's Serve status (RUNNING, DEPLOYING, ...), or "absent"."""
     from ray import serve
-    from ray.serve.exceptions import RayServeException
 
-    try:
-        app = serve.status().applications.get(GATEWAY_APP)
-    except RayServeException:  # no Serve instance on this cluster
-        return "absent"
-    return str(app.status) if app is not None else "absent"
+    app = serve.status().applications.get(GATEWAY_APP)  # empty while Serve never started
+    return "absent" if app is None else app.status.value
 
 
 def pid_of(name: str) -> int | None:

@@ -118,3 +118,61 @@ def test_serve_run_starts_the_gateway_as_the_readme_says(
         serve.shutdown()
         process.kill()
         process.wait()
+
+
+@pytest.mark.chain
+def test_validator_start_from_a_config_runs_every_part_and_stop_ends_them(
+    token_head: TokenHead, chain_url: str, tmp_path: Path
+) -> None:
+    """README, "Running a validator": start --config, status, stop, each in its own process."""
+    from chain.client import ChainClient
+    from chain.localnet import bootstrap_subnet
+
+    with ChainClient(chain_url) as client:  # a subnet of its own: no commitment to evaluate
+        subnet = bootstrap_subnet(client, 0)
+    port = free_port()
+    settings = tmp_path / "validator.toml"
+    settings.write_text(
+        f'log = "{tmp_path / "events.duckdb"}"\n'
+        f'[chain]\nnetwork = "{chain_url}"\nnetuid = {subnet.netuid}\n'
+        '[wallet]\nuri = "//Alice//validator"\n'
+        f'[evaluation]\nprofile = "local"\nbaseline_image = "{built_image("baseline")}"\n'
+        f'[gateway]\nport = {port}\nkeys_file = "{tmp_path / "keys.json"}"\n'
+        f'reference_endpoint = "http://127.0.0.1:{free_port()}"\n'
+    )
+    env = {**without_auth_mode(), "RAY_ADDRESS": token_head.gcs_address, "COLUMNS": "200"}
+
+    def arena(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [BIN / "arena", "validator", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def states(output: str) -> dict[str, str]:
+        names = ("event_log", "chain_watcher", "scheduler", "crown_keeper", "king_server")
+        wanted = {f"arena.{n}" for n in names} | {"gateway"}
+        rows = [line.replace("│", " ").split() for line in output.splitlines()]
+        return {row[1]: row[2] for row in rows if len(row) > 2 and row[1] in wanted}
+
+    started = arena("start", "--config", str(settings))
+    try:
+        assert f"gateway: http://127.0.0.1:{port}/v1" in started.stdout
+        running = states(arena("status").stdout)
+        assert running == {
+            **{f"arena.{n}": "ALIVE" for n in ("event_log", "chain_watcher", "scheduler")},
+            "arena.crown_keeper": "ALIVE",
+            "arena.king_server": "ALIVE",
+            "gateway": "RUNNING",
+        }
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+    finally:
+        stopped = arena("stop").stdout
+    assert "gateway" in stopped and "arena.king_server" in stopped
+    assert set(
+        states(arena("status", "--log", str(tmp_path / "events.duckdb")).stdout).values()
+    ) == {"absent"}
