@@ -19,7 +19,7 @@ import pytest
 
 from chain.chopsticks import free_port
 from harness.profile import built_image, get_profile
-from tests.fixtures.ray import TokenHead
+from tests.fixtures.ray import TokenHead, clear_arena_actors
 
 pytestmark = [pytest.mark.ray, pytest.mark.docker]
 
@@ -130,6 +130,7 @@ def test_validator_start_from_a_config_runs_every_part_and_stop_ends_them(
 
     with ChainClient(chain_url) as client:  # a subnet of its own: no commitment to evaluate
         subnet = bootstrap_subnet(client, 0)
+    clear_arena_actors()  # an earlier test's event log on this head
     port = free_port()
     settings = tmp_path / "validator.toml"
     settings.write_text(
@@ -173,6 +174,6 @@ def test_validator_start_from_a_config_runs_every_part_and_stop_ends_them(
     finally:
         stopped = arena("stop").stdout
     assert "gateway" in stopped and "arena.king_server" in stopped
-    assert set(
-        states(arena("status", "--log", str(tmp_path / "events.duckdb")).stdout).values()
-    ) == {"absent"}
+    after = states(arena("status", "--log", str(tmp_path / "events.duckdb")).stdout)
+    assert after.pop("gateway") == "absent"
+    assert len(after) == 5 and set(after.values()) <= {"DEAD", "absent"}  # killed, not restarted
