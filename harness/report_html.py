@@ -34,6 +34,7 @@ __all__ = [
     "levels_table",
     "logs_html",
     "number_table",
+    "overall_metrics",
     "render_html",
     "timings_ms",
     "verdict_html",
@@ -141,9 +142,8 @@ def _section(n: int, report: EvalReport, kept: Evidence | None) -> str:
         if kept is not None and kept.measurements:
             parts.append(distributions_svg(kept, f"{n}-distributions"))
         parts.append("</div>")
-    gate = {k: v for k, v in report.metrics.items() if not _LEVEL_METRIC.match(k)}
-    if gate:
-        parts.append(f"<h3>gate and score</h3>{number_table(sorted(gate.items()))}")
+    if gate := overall_metrics(report.metrics):
+        parts.append(f"<h3>gate and score</h3>{number_table(gate)}")
     if report.seconds:
         parts.append(f"<h3>seconds per phase</h3>{number_table(report.seconds.items(), 1)}")
     parts.append(logs_html(report.logs, "h3"))
@@ -167,6 +167,11 @@ def logs_html(logs: Mapping[str, str], heading: str = "h3") -> str:
         for role, log in logs.items()
         if log
     )
+
+
+def overall_metrics(metrics: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The metrics that are not per level (the gate's and the score's), by name."""
+    return sorted((k, v) for k, v in metrics.items() if not _LEVEL_METRIC.match(k))
 
 
 def levels_of(
