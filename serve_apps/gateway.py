@@ -53,6 +53,7 @@ from events.types import Event, KingDethroned, KingServing, OrganicChecked
 from harness.gate import InconclusiveError
 from harness.profile import get_profile
 from rules.king import follow_serving
+from serve_apps.dashboard import dashboard_routes
 from serve_apps.keys import ApiKey, KeyRing, default_keys_path
 from serve_apps.listener import Listener
 from serve_apps.openai_schema import (
@@ -471,6 +472,8 @@ def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starl
             Route("/v1/models", gateway.list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            # The read-only dashboard over the log it follows (serve_apps.dashboard).
+            *([dashboard_routes(log)] if log is not None else []),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, 500: server_error},
         lifespan=lifespan,
