@@ -333,7 +333,8 @@ def eval_page(
                 crown.append(_change(seq, ts, "defended", event.hotkey, event.score))
             case KingDethroned(eval_id=found) if found == eval_id:
                 crown.append(_change(seq, ts, "dethroned", event.hotkey, None, event.reason))
-    if queued is None and finished is None:
+    known = finished or queued
+    if known is None:
         return None
     status: Literal["queued", "running", "finished"] = (
         "finished" if finished else "running" if attempts else "queued"
@@ -341,10 +342,10 @@ def eval_page(
     return EvalPage(
         eval_id=eval_id,
         status=status,
-        hotkey=finished.hotkey if finished else queued.hotkey,  # type: ignore[union-attr]
-        role=finished.role if finished else queued.role,  # type: ignore[union-attr]
+        hotkey=known.hotkey,
+        role=known.role,
         image=queued.image if queued else "",
-        digest=finished.digest if finished else queued.digest,  # type: ignore[union-attr]
+        digest=known.digest,
         submitted_block=queued.submitted_block if queued else None,
         round=round_no,
         round_seed=queued.round_seed if queued else "",
@@ -420,6 +421,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) ->
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _facts(rows: Iterable[tuple[str, str]]) -> str:
+    """A table of named facts; names are ours, values markup already (escaped by the caller)."""
+    return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
 def _td(markup: str, cls: str = "") -> str:
@@ -502,6 +508,7 @@ def _weights_row(w: WeightsRow, base: str) -> list[str]:
     ]
 
 
+_CROWN_HEADERS = ("time", "change", "hotkey", "score", "block", "eval", "previous", "reason")
 _WEIGHTS_HEADERS = ("time", "block", "outcome", "uid: share", "extrinsic", "attempt", "because of")
 
 
@@ -522,7 +529,7 @@ def render_overview(page: Overview, base: str) -> str:
         ),
         "<h2>Crown history</h2>",
         _table(
-            ("time", "change", "hotkey", "score", "block", "eval", "previous", "reason"),
+            _CROWN_HEADERS,
             [_crown_row(c, base) for c in page.crown_history],
             "No one has been crowned yet.",
         ),
@@ -580,7 +587,7 @@ def render_eval(page: EvalPage, plots: str, base: str) -> str:
     ]
     body = [
         f"<h1>Evaluation {_e(page.eval_id)}</h1>",
-        "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts) + "</table>",
+        _facts(facts),
     ]
     if page.verdict:
         body.append(
@@ -588,23 +595,10 @@ def render_eval(page: EvalPage, plots: str, base: str) -> str:
             f"score {_num(page.score)}, noise {_num(page.noise)}</p>"
         )
     if page.crown:
-        body.append("<h2>Crown</h2>")
-        body.append(
-            _table(
-                ("time", "change", "hotkey", "score", "reason"),
-                [
-                    [
-                        _td(_when(c.ts), "time"),
-                        _td(_e(c.change)),
-                        _td(_short(c.hotkey)),
-                        _td(_num(c.score), "n"),
-                        _td(_e(c.reason), "wrap"),
-                    ]
-                    for c in page.crown
-                ],
-                "",
-            )
-        )
+        body += [
+            "<h2>Crown</h2>",
+            _table(_CROWN_HEADERS, [_crown_row(c, base) for c in page.crown], ""),
+        ]
     levels = levels_of(page.baseline_before, page.metrics, page.baseline_after)
     if levels:
         body += ["<h2>Metrics per level</h2>", levels_table(levels), plots]
@@ -634,9 +628,8 @@ def _gate_html(page: EvalPage) -> str:
         ("noise floor", _num(gate.noise_floor)),
         ("answers re-scored", str(gate.answers_rescored)),
     ]
-    table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     details = f"<pre>{_e(gate.details)}</pre>" if gate.details else ""
-    return f"{head}{table}</table>{details}"
+    return f"{head}{_facts(rows)}{details}"
 
 
 def missing_page(base: str, message: str) -> str:
