@@ -414,7 +414,8 @@ class _Gateway:
 
 
 def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starlette:
-    """The gateway as a plain ASGI app (what each Serve replica serves, and what tests run)."""
+    """The gateway as a plain ASGI app (what each Serve replica serves, and what tests run);
+    with a ``log``, it serves the read-only dashboard over it at ``/dashboard/`` too."""
     gateway = _Gateway(config, log)
     openapi = openapi_document(config.served_model_name)
 
