@@ -81,25 +81,21 @@ _KEPT_PAGES = 32  # finished evaluations whose evidence and plots stay in memory
 _EVAL_TYPES = [type_name(t) for t in (EvalQueued, EvalStarted, BaselineMeasured, EvalFinished)]
 _EVAL_EVENTS = f"""
 SELECT seq, ts, payload FROM events
-WHERE (type IN ({", ".join(f"'{t}'" for t in _EVAL_TYPES)}, 'KingCrowned', 'KingDethroned')
-       AND payload->>'eval_id' = $id)
-   OR (type = 'CrownDefended' AND payload->>'challenger_eval_id' = $id)
+WHERE (type IN ({", ".join(f"'{t}'" for t in _EVAL_TYPES)}) AND payload->>'eval_id' = $id)
    OR (type = 'RoundOpened' AND list_contains(CAST(payload->'eval_ids' AS VARCHAR[]), $id))
 ORDER BY seq
 """
-_KINGS = """
-SELECT seq, ts, change, hotkey, digest, image, score, block, eval_id, previous_hotkey, reason
-FROM kings ORDER BY seq DESC LIMIT $n
-"""
-_EVALUATIONS = """
-SELECT seq, ts, eval_id, hotkey, role, image, digest, verdict, reason, score, noise
-FROM evaluations ORDER BY seq DESC LIMIT $n
-"""
-_WEIGHTS = """
-SELECT seq, ts, netuid, block, success, uids, weights, extrinsic_hash, error, attempt,
-       reason_eval_id
-FROM weights ORDER BY seq DESC LIMIT $n
-"""
+
+
+def _columns(kind: type[msgspec.Struct]) -> str:
+    """The SQL columns that fill ``kind``: its fields are named after a view's columns."""
+    return ", ".join(kind.__struct_fields__)
+
+
+_KINGS = f"SELECT {_columns(CrownChange)} FROM kings ORDER BY seq DESC LIMIT $n"
+_KINGS_OF_EVAL = f"SELECT {_columns(CrownChange)} FROM kings WHERE eval_id = $id ORDER BY seq"
+_EVALUATIONS = f"SELECT {_columns(EvalRow)} FROM evaluations ORDER BY seq DESC LIMIT $n"
+_WEIGHTS = f"SELECT {_columns(WeightsRow)} FROM weights ORDER BY seq DESC LIMIT $n"
 _CROWN_TYPES = [type_name(t) for t in (KingCrowned, KingDethroned, RoundDecided)]
 
 
@@ -146,9 +142,10 @@ class Dashboard:
         log never names it."""
         with self._lock:
             _, rows = self.log.sql(_EVAL_EVENTS, {"id": eval_id})
+            crown = self.log.sql(_KINGS_OF_EVAL, {"id": eval_id})
             cached = self._kept.get(eval_id)
         records = [Recorded(seq, ts, decode(payload)) for seq, ts, payload in rows]
-        page = eval_page(eval_id, records, None, "")
+        page = eval_page(eval_id, records, rows_as(CrownChange, *crown), None, "")
         if page is None:
             return None
         if (

@@ -28,12 +28,9 @@ import msgspec
 from events.recorded import Recorded
 from events.types import (
     BaselineMeasured,
-    CrownDefended,
     EvalFinished,
     EvalQueued,
     EvalStarted,
-    KingCrowned,
-    KingDethroned,
     RoundDecided,
     RoundOpened,
 )
@@ -305,17 +302,21 @@ def evidence_part(evidence: Evidence) -> EvidencePart:
 
 
 def eval_page(
-    eval_id: str, records: Iterable[Recorded], kept: EvidencePart | None, evidence_note: str
+    eval_id: str,
+    records: Iterable[Recorded],
+    crown: list[CrownChange],
+    kept: EvidencePart | None,
+    evidence_note: str,
 ) -> EvalPage | None:
-    """The page of ``eval_id`` from the events that name it; None when none does."""
+    """The page of ``eval_id`` from the events that name it (``crown``: its rows of the ``kings``
+    view); None when none does."""
     queued: EvalQueued | None = None
     finished: EvalFinished | None = None
     queued_at = finished_at = None
     attempts: list[Attempt] = []
     baselines: dict[str, dict[str, float]] = {}
-    crown: list[CrownChange] = []
     round_no = None
-    for seq, ts, event in ((r.seq, r.ts, r.event) for r in records):
+    for ts, event in ((r.ts, r.event) for r in records):
         match event:
             case EvalQueued(eval_id=found) if found == eval_id:
                 queued, queued_at = event, ts
@@ -327,12 +328,6 @@ def eval_page(
                 finished, finished_at = event, ts
             case RoundOpened() if eval_id in event.eval_ids:
                 round_no = event.round
-            case KingCrowned(eval_id=found) if found == eval_id:
-                crown.append(_change(seq, ts, "crowned", event.hotkey, event.score))
-            case CrownDefended(challenger_eval_id=found) if found == eval_id:
-                crown.append(_change(seq, ts, "defended", event.hotkey, event.score))
-            case KingDethroned(eval_id=found) if found == eval_id:
-                crown.append(_change(seq, ts, "dethroned", event.hotkey, None, event.reason))
     known = finished or queued
     if known is None:
         return None
@@ -363,14 +358,6 @@ def eval_page(
         evidence=dict(finished.evidence) if finished else {},
         evidence_note=evidence_note,
         kept=kept,
-    )
-
-
-def _change(
-    seq: int, ts: datetime, change: str, hotkey: str, score: float | None, reason: str = ""
-) -> CrownChange:
-    return CrownChange(
-        seq=seq, ts=ts, change=change, hotkey=hotkey, score=score, reason=reason or None
     )
 
 

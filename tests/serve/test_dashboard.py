@@ -15,7 +15,6 @@ from events.client import LocalLogClient
 from events.log import EventLog
 from events.recorded import Recorded
 from events.types import (
-    CrownDefended,
     EvalFinished,
     EvalQueued,
     EvalStarted,
@@ -23,10 +22,12 @@ from events.types import (
     KingCrowned,
     KingDethroned,
     RoundDecided,
+    RoundOpened,
 )
 from harness.evidence import Evidence
 from serve_apps.dashboard import dashboard_app
 from serve_apps.dashboard_pages import (
+    CrownChange,
     EvalRow,
     Overview,
     current_king,
@@ -126,24 +127,25 @@ FINISHED = EvalFinished(
 )  # fmt: skip
 
 
-def test_an_eval_page_follows_the_evaluation_from_queued_to_crowned() -> None:
-    assert eval_page("e1", recorded([crowned("5A", 0.3, "e9")]), None, "") is None
-    assert eval_page("e1", recorded([QUEUED]), None, "").status == "queued"
+def test_an_eval_page_follows_the_evaluation_from_queued_to_finished() -> None:
+    other = msgspec.structs.replace(QUEUED, eval_id="e9")
+    assert eval_page("e1", recorded([other]), [], None, "") is None
+    assert eval_page("e1", recorded([QUEUED]), [], None, "").status == "queued"
     started = EvalStarted(eval_id="e1", attempt=1, worker="w1")
-    running = eval_page("e1", recorded([QUEUED, started]), None, "")
+    running = eval_page("e1", recorded([QUEUED, started]), [], None, "")
     assert (running.status, running.verdict, running.score) == ("running", "", None)
     events = [
         QUEUED,
         started,
         EvalStarted(eval_id="e1", attempt=2, worker="w2"),
+        RoundOpened(round=4, block=9, seed="0x1", eval_ids=["e0", "e1"]),
         FINISHED,
-        crowned("5A", 0.3, "e1"),
-        CrownDefended(hotkey="5K", score=0.4, challenger_eval_id="e1"),
     ]
-    page = eval_page("e1", recorded(events), None, "not kept")
+    crown = [CrownChange(seq=6, ts=T0, change="crowned", hotkey="5A", eval_id="e1")]
+    page = eval_page("e1", recorded(events), crown, None, "not kept")
     assert (page.status, page.verdict, page.score, page.image) == ("finished", "pass", 0.3, "img")
     assert [(a.attempt, a.worker) for a in page.attempts] == [(1, "w1"), (2, "w2")]
-    assert [c.change for c in page.crown] == ["crowned", "defended"]
+    assert page.round == 4 and page.crown == crown
     assert page.evidence_note == "not kept" and page.kept is None
 
 
@@ -168,7 +170,7 @@ def test_strings_from_the_log_are_text_never_markup() -> None:
         noise=0.0, metrics={},
     )  # fmt: skip
     kept = evidence_part(Evidence(eval_id="e1", logs={"challenger": hostile}))
-    page = eval_page("e1", recorded([QUEUED, failed]), kept, "")
+    page = eval_page("e1", recorded([QUEUED, failed]), [], kept, "")
     hostile_row = msgspec.structs.replace(row(1, "5A", "fail", 0.0), reason=hostile)
     overview = Overview(
         king=None,
@@ -185,7 +187,7 @@ def test_strings_from_the_log_are_text_never_markup() -> None:
 
 
 def test_an_eval_without_evidence_says_why() -> None:
-    page = eval_page("e1", recorded([QUEUED, FINISHED]), None, "retention removed it")
+    page = eval_page("e1", recorded([QUEUED, FINISHED]), [], None, "retention removed it")
     html = render_eval(page, "", BASE)
     assert "retention removed it" in html
     # What the log itself holds is still shown: the level's numbers, the gate's and score's.
