@@ -38,13 +38,15 @@ docker_engine_reachable() {
 }
 
 # Debian packages, installed only where missing: the Docker engine (unless one already answers),
-# the registry (unless one already answers), and debootstrap, which the image build starts from.
+# the registry (unless one already answers), debootstrap, which the image build starts from, and
+# chromium, the headless browser the dashboard's tests render its pages in.
 system_packages() {
 	local missing=()
 	command -v dockerd >/dev/null || docker_engine_reachable || missing+=(docker.io)
 	command -v docker-registry >/dev/null || registry_answers "$ARENA_REGISTRY_ADDR" ||
 		missing+=(docker-registry)
 	command -v debootstrap >/dev/null || missing+=(debootstrap)
+	command -v chromium >/dev/null || missing+=(chromium)
 	if [ ${#missing[@]} -eq 0 ]; then
 		log "Debian packages: nothing missing"
 		return

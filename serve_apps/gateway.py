@@ -51,6 +51,7 @@ from events.types import Event, KingDethroned, KingServing, OrganicChecked
 from harness.gate import InconclusiveError
 from harness.profile import get_profile
 from rules.king import follow_serving
+from serve_apps.dashboard import dashboard_routes
 from serve_apps.gateway_config import GatewayConfig
 from serve_apps.keys import ApiKey, KeyRing, default_keys_path
 from serve_apps.listener import Listener
@@ -385,7 +386,8 @@ class _Gateway:
 
 
 def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starlette:
-    """The gateway as a plain ASGI app (what each Serve replica serves, and what tests run)."""
+    """The gateway as a plain ASGI app (what each Serve replica serves, and what tests run);
+    with a ``log``, it serves the read-only dashboard over it at ``/dashboard/`` too."""
     gateway = _Gateway(config, log)
     openapi = openapi_document(config.served_model_name)
 
@@ -443,6 +445,8 @@ def create_app(config: GatewayConfig, log: BaseLogClient | None = None) -> Starl
             Route("/v1/models", gateway.list_models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            # The read-only dashboard over the log it follows (serve_apps.dashboard).
+            *([dashboard_routes(log)] if log is not None else []),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, 500: server_error},
         lifespan=lifespan,

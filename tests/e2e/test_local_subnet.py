@@ -20,12 +20,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
 
 from actors import supervisor
+from chain.chopsticks import free_port
 from cli.subnet import WINNER, LocalSubnetRun, Outcome, SubnetError
 from events.types import (
     BaselineMeasured,
@@ -40,7 +43,10 @@ from rules.crown_policy import INPUT_TYPES as CROWN_INPUTS
 from rules.crown_policy import fold_crown
 from rules.queue_policy import INPUT_TYPES as QUEUE_INPUTS
 from rules.queue_policy import fold_queue
+from serve_apps.dashboard import dashboard_app
+from tests.fixtures.browser import chromium, rendered_dom, screenshot
 from tests.fixtures.ray import clear_arena_actors, start_local_ray
+from tests.serve.conftest import serve_in_thread
 
 # The shared run (set up inside the first test) takes tens of minutes on 2 cores.
 pytestmark = [
@@ -255,3 +261,27 @@ def test_decisions_are_what_an_uninterrupted_fold_of_the_inputs_derives(
     assert derived == logged
     assert crown_state.king is not None
     assert crown_state.king.hotkey == interrupted.run.hotkeys[WINNER]
+
+
+def test_the_dashboard_shows_the_run_in_a_browser(interrupted: Interrupted, tmp_path: Path) -> None:
+    """The dashboard over the run's own log (through the log actor) and the evidence beside it,
+    as the gateway serves it, rendered by headless chromium."""
+    chromium()
+    run = interrupted.run
+    crowning = interrupted.of(KingCrowned)[-1]
+    finished = interrupted.of(EvalFinished)
+    with serve_in_thread(dashboard_app(run.log), free_port()) as url:
+        overview = rendered_dom(f"{url}/dashboard/")
+        page = rendered_dom(f"{url}/dashboard/eval/{crowning.eval_id}")
+        screenshot(f"{url}/dashboard/", tmp_path / "dashboard.png")
+        screenshot(f"{url}/dashboard/eval/{crowning.eval_id}", tmp_path / "eval.png")
+    text = unescape(overview)
+    assert run.hotkeys[WINNER] in text  # the king
+    for result in finished[-20:]:  # the overview lists the 20 newest
+        assert f">{result.verdict}</span>" in overview
+        assert f"{result.score:.4f}" in text and result.eval_id in text
+    assert "<script" not in overview
+    # The crowning eval's page: its metrics and plots, and from its evidence the gate's details
+    # and the TTFT/ITL distributions.
+    assert "Metrics per level" in page and "max argmax gap" in page
+    assert page.count("<svg") == 5, "four per-level plots and the distributions"
