@@ -104,11 +104,13 @@ LIBRARIES = ("rules", "events", "actors", "serve_apps", "harness", "chain", "liv
 
 
 def _reads_environment(path: Path) -> bool:
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
-            if isinstance(node.value, ast.Name) and node.value.id == "os":
-                return True
-    return False
+    return any(
+        isinstance(node, ast.Attribute)
+        and node.attr in ("environ", "getenv")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+        for node in ast.walk(ast.parse(path.read_text()))
+    )
 
 
 def test_library_code_reads_no_arena_setting_from_the_environment() -> None:
