@@ -1,4 +1,5 @@
-"""The organic-request gateway: OpenAI-compatible chat and text completions, forwarded to the king.
+"""The organic-request gateway: OpenAI-compatible chat and text completions, forwarded to the king,
+and the read-only dashboard (``serve_apps.dashboard``) at ``/dashboard/`` when it follows the log.
 
 Run it with Ray Serve (the builder takes the config as ``key=value`` arguments)::
 
