@@ -1,10 +1,8 @@
-"""Fixtures for the sandbox tests: the built images, a small profile, a leftover check."""
+"""Fixtures for the sandbox tests: a small profile, a leftover check (the built images are
+``tests.fixtures.docker``'s)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,24 +10,8 @@ import docker
 import msgspec
 import pytest
 
-from harness.profile import Profile, get_profile, repo_root
+from harness.profile import Profile, get_profile
 from harness.runner import OWNER_LABEL, owner_id
-
-IMAGES_JSON = repo_root() / ".cache" / "images.json"
-
-
-@pytest.fixture(scope="session")
-def built_images(docker_client: docker.DockerClient, registry_addr: str) -> dict[str, str]:
-    """name -> pinned reference of every image ``scripts/build_images.sh`` builds.
-
-    The script skips images whose inputs did not change, so after the first build this is fast.
-    """
-    script = repo_root() / "scripts" / "build_images.sh"
-    env = {**os.environ, "ARENA_REGISTRY_ADDR": registry_addr}
-    result = subprocess.run([str(script)], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"scripts/build_images.sh failed:\n{result.stdout[-3000:]}{result.stderr}")
-    return json.loads(IMAGES_JSON.read_text())
 
 
 @pytest.fixture(scope="session")
