@@ -165,9 +165,9 @@ class LocalSubnetRun:
 
         from actors import supervisor
         from actors.log_client import LogClient
-        from actors.placement import head_node_resources
+        from actors.placement import eval_node_resources, head_node_resources
         from actors.validator_config import ValidatorConfig
-        from harness.profile import resolve_profile
+        from harness.profile import get_profile, resolve_profile
 
         self.say("starting Ray and the validator's actors")
         os.environ.update(RAY_ENV)
@@ -179,7 +179,8 @@ class LocalSubnetRun:
                 address=ray_address,
                 namespace="arena",
                 num_cpus=2,
-                resources={**head_node_resources(), "arena_eval_slot": 1},
+                # One node is the head and the eval node: the king's server runs beside evaluators.
+                resources={**head_node_resources(), **eval_node_resources(get_profile("local"))},
                 include_dashboard=False,
                 runtime_env={"env_vars": RAY_ENV},
                 _temp_dir=str(ray_tmp),

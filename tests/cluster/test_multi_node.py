@@ -1,9 +1,10 @@
 """The validator on a cluster of two raylets: a head (``arena_head``) and a fake 4xH200 eval node.
 
 The services run and restart on the head only, so a restarted log actor opens the one log file;
-evaluators run on the eval node, and losing that node mid-eval re-runs the eval once. The
-evaluator is scripted (``tests.validator.scripted_evaluator``): what is tested is where things
-run and what the log records, not a measurement.
+evaluators and the king's server run on the eval node, and losing that node mid-eval re-runs the
+eval once. The evaluator is scripted (``tests.validator.scripted_evaluator``): what is tested is
+where things run and what the log records, not a measurement. The king's traffic across the two
+nodes is ``test_king_across_nodes.py``'s.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import ray
 from actors import supervisor
 from actors.event_log import ACTOR_NAME
 from actors.log_client import LogClient
-from actors.placement import actor_name, evaluator_options
+from actors.placement import actor_name, evaluator_options, king_server_options
 from actors.validator_config import ValidatorConfig
 from chain.localnet import LocalSubnet
 from events.types import EvalFinished, EvalQueued, EvalStarted
 from harness.profile import get_profile
 from serve_apps.king import KingServer
-from tests.cluster.placed import Placed
+from tests.cluster.placed import Placed, actor_rows, node_of
 from tests.fixtures.ray import TwoNodes, clear_arena_actors
 from tests.validator.scripted_evaluator import ScriptedEvaluator
 from tests.validator.test_actors import Validator, digest, wait_until
@@ -36,20 +37,9 @@ KING_SERVER = actor_name("king_server")
 SERVICES = (*(actor_name(role) for role in supervisor.ROLES), KING_SERVER)
 
 
-def actor_rows() -> dict[str, dict]:
-    from ray._private.state import actors
-
-    rows: dict[str, dict] = {}
-    for row in actors().values():
-        name = row["Name"]
-        # A dead incarnation and a live one may share a name; keep the live one.
-        if name.startswith("arena.") and (name not in rows or row["State"] != "DEAD"):
-            rows[name] = row
-    return rows
-
-
-def node_of(name: str) -> str:
-    return actor_rows()[name]["Address"]["NodeID"]
+def expected_nodes(two_nodes: TwoNodes) -> dict[str, str]:
+    """The head for every service but the king's server, which runs where evaluators do."""
+    return {**dict.fromkeys(SERVICES, two_nodes.head_id), KING_SERVER: two_nodes.eval_id}
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +58,15 @@ def validator(
     )
     clear_arena_actors()
     handles = supervisor.start(config, evaluator_cls=ScriptedEvaluator)
-    # Its constructor only opens the Docker client; its loop (which would touch containers) is
-    # not started: what is tested here is where it runs.
-    KingServer.options(name=KING_SERVER, lifetime="detached").remote(config.profile)
+    # What is tested here is where it runs; its serving is test_king_across_nodes.py's.
+    KingServer.options(**king_server_options(config.profile)).remote(config.profile)
     try:
         yield Validator(config, local_subnet, LogClient(handles["event_log"], retry_s=120))
     finally:
         clear_arena_actors()
 
 
-def test_sigkilled_services_come_back_on_the_head_with_the_same_log(
+def test_sigkilled_services_come_back_where_they_ran_with_the_same_log(
     two_nodes: TwoNodes, validator: Validator
 ) -> None:
     before = wait_until(
@@ -88,9 +77,7 @@ def test_sigkilled_services_come_back_on_the_head_with_the_same_log(
             and rows
         ),
     )
-    assert {n: before[n]["Address"]["NodeID"] for n in SERVICES} == dict.fromkeys(
-        SERVICES, two_nodes.head_id
-    )
+    assert {n: before[n]["Address"]["NodeID"] for n in SERVICES} == expected_nodes(two_nodes)
     validator.log.append(
         [EvalStarted(eval_id=f"kill-{i}", attempt=1, worker="t") for i in range(20)]
     )
@@ -108,9 +95,7 @@ def test_sigkilled_services_come_back_on_the_head_with_the_same_log(
         return rows if back else None
 
     after = wait_until("every service restarted", restarted)
-    assert {n: after[n]["Address"]["NodeID"] for n in SERVICES} == dict.fromkeys(
-        SERVICES, two_nodes.head_id
-    )
+    assert {n: after[n]["Address"]["NodeID"] for n in SERVICES} == expected_nodes(two_nodes)
     assert all(after[n]["NumRestarts"] >= 1 for n in SERVICES)
     assert ray.get(supervisor.get("event_log").path.remote()) == path
     assert list(validator.log.replay(0))[: len(recorded)] == recorded
