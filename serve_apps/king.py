@@ -27,9 +27,10 @@ from rules.king import King, follow_crown
 from serve_apps.king_relay import Relay
 
 __all__ = [
+    "KING_NAME_PREFIX",
     "KingHost",
     "KingServer",
-    "KING_NAME_PREFIX",
+    "king_containers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,16 +87,24 @@ class KingHost:
     def remove_stale(self) -> int:
         """Remove king sandboxes left by a previous, crashed host (not evaluation sandboxes)."""
         removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
-            if container.name.startswith(KING_NAME_PREFIX):
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
-                    removed += 1
+        for container_id in king_containers(self.client).values():
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_container(container_id, force=True)
+                removed += 1
         for network in self.client.networks.list(filters={"label": LABEL}):
             if network.name.startswith(KING_NAME_PREFIX):
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     network.remove()
         return removed
+
+
+def king_containers(client: docker.DockerClient) -> dict[str, str]:
+    """Name -> id of every king sandbox on this engine, running or not."""
+    # Sparse: the full listing inspects each container and fails on one removed meanwhile, such
+    # as an evaluation's sandbox going away on the same node.
+    listed = client.containers.list(all=True, sparse=True, filters={"label": LABEL})
+    ids = {c.attrs["Names"][0].lstrip("/"): c.id for c in listed}
+    return {name: id_ for name, id_ in ids.items() if name.startswith(KING_NAME_PREFIX)}
 
 
 async def _retire(box: Sandbox, relay: Relay) -> None:

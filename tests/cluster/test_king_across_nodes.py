@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import docker
 import httpx
-import msgspec
 import pytest
 import ray
 
@@ -28,13 +27,11 @@ from actors.event_log import get_or_create_event_log
 from actors.log_client import LogClient
 from actors.placement import actor_name, king_server_options, on_head
 from events.types import KingServing
-from harness.profile import Profile, get_profile
 from harness.runner import SERVE_PORT
-from rules.king import King
-from serve_apps.king import KingHost, KingServer
+from serve_apps.king import KingHost, KingServer, king_containers
 from tests.cluster.placed import actor_rows, node_of
 from tests.fixtures.ray import TwoNodes, clear_arena_actors
-from tests.serve.test_king_host import king_containers
+from tests.serve.test_king_host import crowned, king_profile
 from tests.validator.test_actors import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.docker]
@@ -77,13 +74,6 @@ def log(two_nodes: TwoNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         clear_arena_actors()
 
 
-@pytest.fixture
-def profile(tiny_model_dir: Path) -> Profile:
-    return msgspec.structs.replace(
-        get_profile("local"), model_dir=str(tiny_model_dir), startup_timeout_s=60.0
-    )
-
-
 def announced(log: LogClient, after: int) -> KingServing | None:
     serving = [r.event for r in log.replay(after, ["KingServing"])]
     return serving[-1] if serving else None
@@ -94,19 +84,9 @@ def test_the_kings_traffic_crosses_nodes(
     log: LogClient,
     docker_client: docker.DockerClient,
     built_images: dict[str, str],
-    profile: Profile,
+    tiny_model_dir: Path,
 ) -> None:
-    image, digest = built_images["adv-hang"].split("@")
-    king = King(
-        hotkey="5KingAcrossNodes",
-        uid=1,
-        digest=digest,
-        image=image,
-        score=1.0,
-        since_block=3,
-        submitted_block=2,
-        eval_id="e-across",
-    )
+    king, profile = crowned(built_images["adv-hang"], 3), king_profile(tiny_model_dir, 60.0)
     server = KingServer.options(**king_server_options(profile)).remote(profile)
     try:
         ray.get(server.start.remote(), timeout=120)
@@ -118,9 +98,7 @@ def test_the_kings_traffic_crosses_nodes(
         eval_ip = next(
             n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == two_nodes.eval_id
         )
-        (container,) = (
-            docker_client.containers.get(name) for name in king_containers(docker_client)
-        )
+        (container,) = (docker_client.containers.get(c) for c in king_containers(docker_client))
         bridge_ip = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
         endpoint = urlsplit(serving.endpoint)
         assert (endpoint.scheme, endpoint.hostname) == ("http", eval_ip)

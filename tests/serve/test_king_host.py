@@ -12,42 +12,46 @@ import httpx
 import msgspec
 import pytest
 
-from harness.profile import get_profile
-from harness.runner import LABEL, SERVE_PORT
+from harness.profile import Profile, get_profile
+from harness.runner import SERVE_PORT
 from rules.king import King
-from serve_apps.king import KING_NAME_PREFIX, KingHost
+from serve_apps.king import KingHost, king_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.vllm]
 
 
-def king_containers(client: docker.DockerClient) -> list[str]:
-    """The names of the king sandboxes on this engine."""
-    containers = client.containers.list(all=True, filters={"label": LABEL})
-    return [c.name for c in containers if c.name.startswith(KING_NAME_PREFIX)]
+def crowned(ref: str, n: int) -> King:
+    """The ``n``-th test king, serving the image pinned as ``ref``."""
+    image, digest = ref.split("@")
+    return King(
+        hotkey=f"5King{n}",
+        uid=n,
+        digest=digest,
+        image=image,
+        score=1.0,
+        since_block=n,
+        submitted_block=n,
+        eval_id=f"e{n}",
+    )
+
+
+def king_profile(model_dir: Path, startup_timeout_s: float) -> Profile:
+    """The local profile with the tiny model's folder."""
+    return msgspec.structs.replace(
+        get_profile("local"), model_dir=str(model_dir), startup_timeout_s=startup_timeout_s
+    )
 
 
 async def test_king_is_served_from_a_sandbox_and_retired(
     docker_client: docker.DockerClient, built_images: dict[str, str], tiny_model_dir: Path
 ) -> None:
     # Any arena server image can be king; the baseline is the one every setup builds.
-    image, digest = built_images["baseline"].split("@")
-    profile = msgspec.structs.replace(
-        get_profile("local"), model_dir=str(tiny_model_dir), startup_timeout_s=600.0
-    )
-    host = KingHost(docker_client, profile, "127.0.0.1")
+    king = crowned(built_images["baseline"], 7)
+    host = KingHost(docker_client, king_profile(tiny_model_dir, 600.0), "127.0.0.1")
     try:
-        king = King(
-            hotkey="5KingHotkey",
-            uid=1,
-            digest=digest,
-            image=image,
-            score=1.0,
-            since_block=7,
-            submitted_block=5,
-            eval_id="e1",
-        )
         serving = await host.serve(king)
-        assert (serving.hotkey, serving.digest, serving.since_block) == ("5KingHotkey", digest, 7)
+        assert (serving.hotkey, serving.digest) == (king.hotkey, king.digest)
+        assert serving.since_block == king.since_block == 7
         assert host.serving == king
         # The relay's address, not the container's bridge address only this host reaches.
         port = httpx.URL(serving.endpoint).port
@@ -67,7 +71,7 @@ async def test_king_is_served_from_a_sandbox_and_retired(
     finally:
         await host.stop()
     assert host.serving is None
-    assert king_containers(docker_client) == []
+    assert king_containers(docker_client) == {}
     with pytest.raises(httpx.ConnectError):  # the relay closed with the sandbox
         httpx.get(serving.endpoint + "/health", timeout=5)
 
@@ -76,24 +80,8 @@ async def test_a_new_king_takes_over_and_the_old_one_goes_with_its_relay(
     docker_client: docker.DockerClient, built_images: dict[str, str], tiny_model_dir: Path
 ) -> None:
     # The hang image: healthy at once, and a completion streams one chunk and then nothing.
-    image, digest = built_images["adv-hang"].split("@")
-    profile = msgspec.structs.replace(
-        get_profile("local"), model_dir=str(tiny_model_dir), startup_timeout_s=60.0
-    )
-    old, new = (
-        King(
-            hotkey=f"5King{n}",
-            uid=n,
-            digest=digest,
-            image=image,
-            score=1.0,
-            since_block=n,
-            submitted_block=n,
-            eval_id=f"e{n}",
-        )
-        for n in (1, 2)
-    )
-    host = KingHost(docker_client, profile, "127.0.0.1")
+    old, new = (crowned(built_images["adv-hang"], n) for n in (1, 2))
+    host = KingHost(docker_client, king_profile(tiny_model_dir, 60.0), "127.0.0.1")
     try:
         first = await host.serve(old)
         async with httpx.AsyncClient(timeout=30) as client:
@@ -110,7 +98,7 @@ async def test_a_new_king_takes_over_and_the_old_one_goes_with_its_relay(
         assert len(king_containers(docker_client)) == 1
     finally:
         await host.stop()
-    assert king_containers(docker_client) == []
+    assert king_containers(docker_client) == {}
 
 
 async def rest(chunks: AsyncIterator[bytes]) -> bytes:

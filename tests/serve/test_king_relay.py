@@ -101,6 +101,17 @@ async def soon(awaitable: Awaitable[T], timeout_s: float = 5.0) -> T:
     return await asyncio.wait_for(awaitable, timeout_s)
 
 
+async def mid_stream(
+    relay: Relay, upstream: StreamingUpstream
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection through the relay whose answer has begun: the head and a first event read."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    writer.write(REQUEST)
+    await upstream.release.put(event(0))
+    assert (await soon(reader.readuntil(event(0) + b"\r\n"))).startswith(HEAD)
+    return reader, writer
+
+
 async def test_the_endpoint_is_the_listen_address_and_a_port_of_its_own(
     relay: Relay, upstream: StreamingUpstream
 ) -> None:
@@ -145,10 +156,7 @@ async def test_bytes_pass_unchanged_and_the_upstream_closing_ends_the_client_con
 async def test_the_client_closing_mid_stream_ends_the_upstream_connection(
     relay: Relay, upstream: StreamingUpstream
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
-    writer.write(REQUEST)
-    await upstream.release.put(event(0))
-    assert (await soon(reader.readuntil(event(0) + b"\r\n"))).startswith(HEAD)
+    reader, writer = await mid_stream(relay, upstream)
     writer.close()
     await soon(upstream.client_gone.wait())
 
@@ -156,10 +164,7 @@ async def test_the_client_closing_mid_stream_ends_the_upstream_connection(
 async def test_closing_the_relay_drops_open_connections_and_refuses_new_ones(
     relay: Relay, upstream: StreamingUpstream
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
-    writer.write(REQUEST)
-    await upstream.release.put(event(0))
-    await soon(reader.readuntil(event(0) + b"\r\n"))
+    reader, writer = await mid_stream(relay, upstream)
     await soon(relay.close())
     with contextlib.suppress(ConnectionError):  # a reset is as good as an end
         assert await soon(reader.read()) == b""
