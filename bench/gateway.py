@@ -35,11 +35,17 @@ from rich.console import Console
 from rich.table import Table
 
 __all__ = [
-    "REPO",
-    "MODEL",
     "FIRST_TOKEN",
+    "MODEL",
+    "REPO",
     "PathResult",
+    "best_rates",
     "main",
+    "path_results",
+    "results_table",
+    "start_synthetic",
+    "ttft_samples",
+    "wait_healthy",
 ]
 
 
@@ -66,9 +72,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(
+def start_synthetic(port: int, tokens: int) -> subprocess.Popen:
+    """``serve_apps.synthetic`` on 127.0.0.1:``port``, in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "serve_apps.synthetic", "--port", str(port)]
+        + ["--tokens", str(tokens)],
+        cwd=REPO,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(
     url: str, timeout_s: float = 120.0, process: subprocess.Popen | None = None
 ) -> None:
+    """Until ``url`` answers below 500; raise if ``process`` exits or the time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -105,7 +122,9 @@ async def _one_stream(client: httpx.AsyncClient, url: str, headers: dict[str, st
     return first
 
 
-async def _ttft(paths: list[tuple[str, str, dict[str, str]]], requests: int) -> list[list[float]]:
+async def ttft_samples(
+    paths: list[tuple[str, str, dict[str, str]]], requests: int
+) -> list[list[float]]:
     """TTFT samples per path, taken round-robin so a load spike hits every path alike."""
     clients = [httpx.AsyncClient(timeout=30) for _ in paths]
     try:
@@ -129,6 +148,7 @@ async def _ttft(paths: list[tuple[str, str, dict[str, str]]], requests: int) -> 
 async def _throughput(
     url: str, headers: dict[str, str], concurrency: int, duration_s: float
 ) -> tuple[float, int]:
+    """Completed streams per second and errors, ``concurrency`` clients in a closed loop."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         done = errors = 0
@@ -148,7 +168,69 @@ async def _throughput(
         return done / (time.perf_counter() - started), errors
 
 
+def best_rates(
+    paths: list[tuple[str, str, dict[str, str]]],
+    concurrency: int,
+    duration_s: float,
+    console: Console,
+) -> dict[str, tuple[float, int]]:
+    """Two throughput passes in opposite orders; each path keeps its better one."""
+    rates: dict[str, tuple[float, int]] = {}
+    for order in (paths, paths[::-1]):
+        for name, base, headers in order:
+            console.print(f"measuring throughput of {name} ...")
+            url = base + "/v1/chat/completions"
+            rate = asyncio.run(_throughput(url, headers, concurrency, duration_s))
+            rates[name] = max(rates.get(name, rate), rate)
+    return rates
+
+
+def path_results(
+    paths: list[tuple[str, str, dict[str, str]]],
+    ttft: list[list[float]],
+    rates: dict[str, tuple[float, int]],
+) -> list[PathResult]:
+    """Each path's TTFT, that added to the first path's (the direct one), and its rate."""
+    direct50, direct99 = statistics.median(ttft[0]), _percentile(ttft[0], 99)
+    results = []
+    for (name, _, _), samples in zip(paths, ttft, strict=True):
+        p50, p99 = statistics.median(samples), _percentile(samples, 99)
+        rps, errors = rates[name]
+        results.append(
+            PathResult(
+                name,
+                ttft_p50_ms=p50 * 1e3,
+                ttft_p99_ms=p99 * 1e3,
+                added_ttft_p50_ms=(p50 - direct50) * 1e3,
+                added_ttft_p99_ms=(p99 - direct99) * 1e3,
+                requests_per_s=rps,
+                errors=errors,
+            )
+        )
+    return results
+
+
+def results_table(title: str, results: list[PathResult], concurrency: int) -> Table:
+    table = Table(title=title)
+    for column in ("path", "TTFT p50 ms", "TTFT p99 ms", "added p50 ms", "added p99 ms"):
+        table.add_column(column, justify="right" if column != "path" else "left")
+    table.add_column(f"req/s @ {concurrency}", justify="right")
+    table.add_column("errors", justify="right")
+    for r in results:
+        table.add_row(
+            r.name,
+            f"{r.ttft_p50_ms:.2f}",
+            f"{r.ttft_p99_ms:.2f}",
+            f"{r.added_ttft_p50_ms:+.2f}",
+            f"{r.added_ttft_p99_ms:+.2f}",
+            f"{r.requests_per_s:.0f}",
+            str(r.errors),
+        )
+    return table
+
+
 def _percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (1-99) of ``values``."""
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
@@ -243,17 +325,10 @@ def main() -> None:
     _, secret = create_key(workdir / "keys.json", "bench", rate_per_s=1e9, burst=1_000_000_000)
     backend_port, gateway_port, proxy_port, litellm_port = (_free_port() for _ in range(4))
     upstream = f"http://127.0.0.1:{backend_port}"
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "serve_apps.synthetic", "--port", str(backend_port)]
-            + ["--tokens", str(args.tokens)],
-            cwd=REPO,
-            start_new_session=True,
-        )
-    ]
+    processes = [start_synthetic(backend_port, args.tokens)]
     console = Console(width=120)
     try:
-        _wait_healthy(upstream + "/health")
+        wait_healthy(upstream + "/health")
         auth = {"authorization": f"Bearer {secret}"}
         paths: list[tuple[str, str, dict[str, str]]] = [
             ("direct", upstream, {}),
@@ -266,7 +341,7 @@ def main() -> None:
             processes.append(process)
             litellm = f"http://127.0.0.1:{litellm_port}"
             try:
-                _wait_healthy(litellm + "/health/liveliness", 300, process)
+                wait_healthy(litellm + "/health/liveliness", 300, process)
             except RuntimeError as exc:
                 log = (workdir / "litellm.log").read_text()[-2000:]
                 raise RuntimeError(f"{exc}; its log ends with:\n{log}") from None
@@ -275,34 +350,12 @@ def main() -> None:
             console.print(f"[yellow]no LiteLLM at {args.litellm}: skipping it[/]")
         _start_gateways(upstream, workdir / "keys.json", gateway_port, proxy_port, workdir / "ray")
         for _, base, _ in paths[:3]:
-            _wait_healthy(base + "/health", timeout_s=300)
+            wait_healthy(base + "/health", timeout_s=300)
 
         console.print(f"measuring TTFT on {', '.join(name for name, _, _ in paths)} ...")
-        ttft = asyncio.run(_ttft(paths, args.ttft_requests))
-        # Two throughput passes in opposite orders; each path keeps its better one.
-        rates: dict[str, tuple[float, int]] = {}
-        for order in (paths, paths[::-1]):
-            for name, base, headers in order:
-                console.print(f"measuring throughput of {name} ...")
-                url = base + "/v1/chat/completions"
-                rate = asyncio.run(_throughput(url, headers, args.concurrency, args.duration_s))
-                rates[name] = max(rates.get(name, rate), rate)
-        direct50, direct99 = statistics.median(ttft[0]), _percentile(ttft[0], 99)
-        results = []
-        for (name, _, _), samples in zip(paths, ttft, strict=True):
-            p50, p99 = statistics.median(samples), _percentile(samples, 99)
-            rps, errors = rates[name]
-            results.append(
-                PathResult(
-                    name,
-                    ttft_p50_ms=p50 * 1e3,
-                    ttft_p99_ms=p99 * 1e3,
-                    added_ttft_p50_ms=(p50 - direct50) * 1e3,
-                    added_ttft_p99_ms=(p99 - direct99) * 1e3,
-                    requests_per_s=rps,
-                    errors=errors,
-                )
-            )
+        ttft = asyncio.run(ttft_samples(paths, args.ttft_requests))
+        rates = best_rates(paths, args.concurrency, args.duration_s, console)
+        results = path_results(paths, ttft, rates)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -316,21 +369,8 @@ def main() -> None:
             ray.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    table = Table(title=f"gateway overhead ({args.tokens} tokens/stream, synthetic upstream)")
-    for column in ("path", "TTFT p50 ms", "TTFT p99 ms", "added p50 ms", "added p99 ms"):
-        table.add_column(column, justify="right" if column != "path" else "left")
-    table.add_column(f"req/s @ {args.concurrency}", justify="right")
-    table.add_column("errors", justify="right")
-    for r in results:
-        table.add_row(
-            r.name,
-            f"{r.ttft_p50_ms:.2f}",
-            f"{r.ttft_p99_ms:.2f}",
-            f"{r.added_ttft_p50_ms:+.2f}",
-            f"{r.added_ttft_p99_ms:+.2f}",
-            f"{r.requests_per_s:.0f}",
-            str(r.errors),
-        )
+    title = f"gateway overhead ({args.tokens} tokens/stream, synthetic upstream)"
+    table = results_table(title, results, args.concurrency)
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
