@@ -7,6 +7,7 @@ and each rebuilds its own state from it; starting an actor that already runs is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,13 @@ from typing import Any
 import ray
 
 from actors.event_log import get_or_create_event_log
-from actors.placement import NAMESPACE, actor_name, check_head, service_options
+from actors.placement import (
+    NAMESPACE,
+    actor_name,
+    check_head,
+    king_server_options,
+    service_options,
+)
 from actors.validator_config import ValidatorConfig
 
 __all__ = [
@@ -77,16 +84,22 @@ def start(
     if "scheduler" in roles:
         from actors.scheduler import Scheduler
 
-        handles["scheduler"] = _get_or_create(Scheduler, "scheduler", config, evaluator_cls)
+        handles["scheduler"] = _get_or_create(
+            Scheduler, service_options("scheduler"), config, evaluator_cls
+        )
     if "crown_keeper" in roles:
         from actors.crown_keeper import CrownKeeper
 
-        handles["crown_keeper"] = _get_or_create(CrownKeeper, "crown_keeper", config)
+        handles["crown_keeper"] = _get_or_create(
+            CrownKeeper, service_options("crown_keeper"), config
+        )
     if "king_server" in roles:
         from serve_apps.king import KingServer
 
-        handles["king_server"] = _get_or_create(KingServer, "king_server", config.profile)
-        ray.get(handles["king_server"].start.remote())
+        # On the GPU node type, beside the evaluators (actors.placement.king_server_options).
+        handles["king_server"] = _get_or_create(
+            KingServer, king_server_options(config.profile), config.profile
+        )
     if "gateway" in roles and config.gateway is not None:
         from ray import serve
 
@@ -99,16 +112,14 @@ def start(
     return handles
 
 
-def _get_or_create(body: Any, role: str, *args: Any) -> Any:
-    existing = get(role)
-    if existing is not None:
-        return existing
-    options = service_options(role)
+def _get_or_create(body: Any, options: dict[str, Any], *args: Any) -> Any:
+    """The running actor ``options`` names, else one started with them (and ``args``)."""
+    with contextlib.suppress(ValueError):  # ValueError: none of that name runs
+        return ray.get_actor(options["name"], namespace=NAMESPACE)
     env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
-    if env:
-        options["runtime_env"] = {"env_vars": env}
+    forwarded = {"runtime_env": {"env_vars": env}} if env else {}
     remote = body if isinstance(body, ray.actor.ActorClass) else ray.remote(body)
-    return remote.options(**options, get_if_exists=True).remote(*args)
+    return remote.options(**options, **forwarded, get_if_exists=True).remote(*args)
 
 
 def get(role: str) -> Any | None:

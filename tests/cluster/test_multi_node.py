@@ -20,12 +20,11 @@ import ray
 from actors import supervisor
 from actors.event_log import ACTOR_NAME
 from actors.log_client import LogClient
-from actors.placement import actor_name, evaluator_options, king_server_options
+from actors.placement import actor_name, evaluator_options
 from actors.validator_config import ValidatorConfig
 from chain.localnet import LocalSubnet
 from events.types import EvalFinished, EvalQueued, EvalStarted
 from harness.profile import get_profile
-from serve_apps.king import KingServer
 from tests.cluster.placed import Placed, actor_rows, node_of
 from tests.fixtures.ray import TwoNodes, clear_arena_actors
 from tests.validator.scripted_evaluator import ScriptedEvaluator
@@ -57,9 +56,10 @@ def validator(
         weights_retry_s=1.0,
     )
     clear_arena_actors()
-    handles = supervisor.start(config, evaluator_cls=ScriptedEvaluator)
-    # What is tested here is where it runs; its serving is test_king_across_nodes.py's.
-    KingServer.options(**king_server_options(config.profile)).remote(config.profile)
+    # The king's server as `arena validator start` starts it: what is tested here is where it
+    # runs; its serving is test_king_across_nodes.py's.
+    roles = (*supervisor.ROLES, "king_server")
+    handles = supervisor.start(config, roles=roles, evaluator_cls=ScriptedEvaluator)
     try:
         yield Validator(config, local_subnet, LogClient(handles["event_log"], retry_s=120))
     finally:
