@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cli.progress import describe_running
 from cli.validator import render_status
@@ -72,3 +75,28 @@ def test_the_running_evaluation_is_described_from_its_logged_phases() -> None:
         role="challenger",
     )
     assert describe_running([queued, started, before, finished]) == "no evaluation running"
+
+
+def test_follow_redraws_as_the_log_grows_until_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import validator
+
+    with EventLog(tmp_path / "events.duckdb") as log:
+        log.append([*BASE, *ROUND1])
+        client = LocalLogClient(log)
+        waits: list[int] = []
+
+        def wait_then_interrupt(coroutine: Any) -> list[Any]:
+            coroutine.close()  # the real wait would block until an event or its timeout
+            waits.append(len(waits))
+            if len(waits) == 2:
+                raise KeyboardInterrupt
+            return list(client.replay(0))
+
+        drawn: list[int] = []
+        monkeypatch.setattr(validator.asyncio, "run", wait_then_interrupt)
+        monkeypatch.setattr(validator, "status_tables", lambda log: drawn.append(1) or [])
+        validator._follow(client)
+    # Drawn once at the start and once per wait that returned; Ctrl-C ended it quietly.
+    assert (len(waits), len(drawn)) == (2, 2)
