@@ -377,11 +377,9 @@ class LocalSubnetRun:
             from actors import supervisor
 
             with contextlib.suppress(Exception):
-                supervisor.stop()
-            with contextlib.suppress(Exception):
-                from ray import serve
-
-                serve.shutdown()
+                supervisor.stop()  # the gateway app and the actors
+            # Serve's controller ends with the cluster this run started. (serve.shutdown() kills
+            # it while its own graceful shutdown runs, and Ray prints the retried task.)
             ray.shutdown()
             # Sandboxes of evaluators that died with Ray; those of live processes stay.
             import docker
