@@ -45,6 +45,7 @@ __all__ = [
     "SANDBOX_ENV",
     "SERVE_PORT",
     "ContainerSpec",
+    "Listed",
     "Sandbox",
     "assigned_gpus",
     "classify_exit",
@@ -53,6 +54,7 @@ __all__ = [
     "owner_id",
     "pull_pinned",
     "remove_leftovers",
+    "sandboxes",
     "sigterm_raises",
     "MAX_LOG_BYTES",
     "SANDBOX_USER",
@@ -394,7 +396,7 @@ class Sandbox(contextlib.AbstractContextManager["Sandbox"]):
         """Keep the logs, then force-remove the container and its network (idempotent)."""
         if self.container is not None:
             self.logs = self.read_logs() or self.logs
-            _force_remove(self.container)
+            _force_remove(self.client, self.container.id)
             self.container = None
         if self.network is not None:
             with contextlib.suppress(docker.errors.NotFound):
@@ -419,14 +421,33 @@ def _owner_alive(owner: str) -> bool:
     return True
 
 
-def _force_remove(container: Container) -> None:
+def _force_remove(client: docker.DockerClient, container_id: str) -> None:
     try:
-        container.remove(force=True)
+        client.api.remove_container(container_id, force=True)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # 409: a removal is already in progress
             raise
+
+
+class Listed(msgspec.Struct, frozen=True, kw_only=True):
+    """One sandbox as the engine lists it."""
+
+    name: str
+    id: str
+    labels: dict[str, str]
+
+
+def sandboxes(client: docker.DockerClient) -> list[Listed]:
+    """Every sandbox on this engine, running or not."""
+    # Sparse: the full listing inspects each container and fails on one removed meanwhile, such
+    # as another evaluation's sandbox going away on the same node.
+    listed = client.containers.list(all=True, sparse=True, filters={"label": LABEL})
+    return [
+        Listed(name=c.attrs["Names"][0].lstrip("/"), id=c.id, labels=c.attrs.get("Labels") or {})
+        for c in listed
+    ]
 
 
 def remove_leftovers(client: docker.DockerClient) -> int:
@@ -435,9 +456,9 @@ def remove_leftovers(client: docker.DockerClient) -> int:
     Sandboxes of live processes (another eval on a shared development machine) are left alone.
     """
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        if not _owner_alive(container.labels.get(OWNER_LABEL, "")):
-            _force_remove(container)
+    for box in sandboxes(client):
+        if not _owner_alive(box.labels.get(OWNER_LABEL, "")):
+            _force_remove(client, box.id)
             removed += 1
     for network in client.networks.list(filters={"label": LABEL}):
         network.reload()

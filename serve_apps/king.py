@@ -22,7 +22,7 @@ import ray
 
 from events.types import KingServing
 from harness.profile import Profile
-from harness.runner import LABEL, SERVE_PORT, Sandbox, pull_pinned
+from harness.runner import LABEL, SERVE_PORT, Sandbox, pull_pinned, sandboxes
 from rules.king import King, follow_crown
 from serve_apps.king_relay import Relay
 
@@ -100,11 +100,7 @@ class KingHost:
 
 def king_containers(client: docker.DockerClient) -> dict[str, str]:
     """Name -> id of every king sandbox on this engine, running or not."""
-    # Sparse: the full listing inspects each container and fails on one removed meanwhile, such
-    # as an evaluation's sandbox going away on the same node.
-    listed = client.containers.list(all=True, sparse=True, filters={"label": LABEL})
-    ids = {c.attrs["Names"][0].lstrip("/"): c.id for c in listed}
-    return {name: id_ for name, id_ in ids.items() if name.startswith(KING_NAME_PREFIX)}
+    return {box.name: box.id for box in sandboxes(client) if box.name.startswith(KING_NAME_PREFIX)}
 
 
 async def _retire(box: Sandbox, relay: Relay) -> None:
