@@ -55,7 +55,8 @@ class ChainSettings(msgspec.Struct, **_TABLE):
 
 
 class WalletSettings(msgspec.Struct, **_TABLE):
-    # A bittensor wallet (name and hotkey under path), or a dev key URI on local nets.
+    # A bittensor wallet (name and hotkey under path), or a dev key URI on local nets; the
+    # defaults are btcli's, and the CLI's (cli/options.py).
     name: str = "default"
     hotkey: str = "default"
     path: str = "~/.bittensor/wallets"

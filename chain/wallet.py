@@ -16,7 +16,6 @@ from substrateinterface import Keypair
 from rules.errors import ArenaError
 
 __all__ = [
-    "DEFAULT_WALLETS_DIR",
     "Wallet",
     "WalletError",
     "dev_keypair",
@@ -25,8 +24,6 @@ __all__ = [
     "load_wallet",
     "write_hotkey",
 ]
-
-DEFAULT_WALLETS_DIR = Path("~/.bittensor/wallets").expanduser()
 
 
 class WalletError(ArenaError, ValueError):
@@ -101,7 +98,7 @@ def load_coldkeypub(path: Path) -> str:
     return address
 
 
-def load_wallet(name: str, hotkey: str, root: Path = DEFAULT_WALLETS_DIR) -> Wallet:
+def load_wallet(name: str, hotkey: str, root: Path) -> Wallet:
     """Wallet ``name`` with hotkey ``hotkey`` under ``root`` (``~/.bittensor/wallets``)."""
     wallet_dir = Path(root).expanduser() / name
     if not wallet_dir.is_dir():
@@ -128,9 +125,7 @@ def _keyfile_json(keypair: Keypair, phrase: str | None) -> dict:
     }
 
 
-def write_hotkey(
-    name: str, hotkey: str, mnemonic: str, coldkey_ss58: str, root: Path = DEFAULT_WALLETS_DIR
-) -> Path:
+def write_hotkey(name: str, hotkey: str, mnemonic: str, coldkey_ss58: str, root: Path) -> Path:
     """Write a hotkey keyfile (mode 600) and ``coldkeypub.txt`` in the standard layout."""
     keypair = Keypair.create_from_mnemonic(mnemonic)
     wallet_dir = Path(root).expanduser() / name

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actors.validator_config import DEFAULT_LOG
+from actors.validator_config import DEFAULT_LOG, WalletSettings
 
 if TYPE_CHECKING:  # substrate-interface takes seconds to import; only commands that sign need it
     from substrateinterface import Keypair
@@ -58,8 +58,9 @@ BaselineImage = Annotated[
 ]
 
 DEFAULT_LOG_PATH = Path(DEFAULT_LOG)
-DEFAULT_WALLET = "default"  # btcli's wallet and hotkey name when none is given
-DEFAULT_WALLET_PATH = "~/.bittensor/wallets"
+# btcli's wallet and hotkey name and wallet directory when none is given, as validator.toml's
+DEFAULT_WALLET = WalletSettings().name
+DEFAULT_WALLET_PATH = WalletSettings().path
 
 
 def load_hotkey(wallet_name: str, wallet_hotkey: str, wallet_path: str, hotkey_uri: str) -> Keypair:
