@@ -1,4 +1,4 @@
-"""Evaluator time per challenger: one round against one kept-up baseline, next to rounds of one.
+"""Evaluator time per challenger: one round against one kept-up baseline, next to the old order.
 
     python -m bench.round [--seed HEX] [--sizes 1 3 6]
 
@@ -8,25 +8,28 @@ Straight through the harness on real containers (no chain, no Ray), on the ``loc
 For each round size N in 1, 3 and 6, the same N honest local images (baseline, miner-ref,
 miner-fast, repeated to make 6: repeats are fine for timing), with the same seed, in two orders:
 
-  one round      ``harness.eval.evaluate_round``: B0, C1, B1, C2, B2, ... the baseline started
-                 once and kept up (what the validator runs now);
-  rounds of one  ``harness.eval.evaluate`` per image: B, C, B' each, the baseline started
-                 again for every challenger (the old order, for comparison).
+  old order      one eval per image, each B, C, B' with the baseline started for B and again
+                 for B' (what the validator ran before rounds: ``harness.eval.evaluate_round``
+                 per image on the profile with ``baseline_stays_up`` off, which is the flag)
+  one round      ``harness.eval.evaluate_round`` over all N: B0, C1, B1, C2, B2, ... with the
+                 baseline started once and kept up (what the validator runs now)
 
 Per size and order: wall time, wall time per challenger, baseline start-ups (counted from
 dockerd's container start events, so a restart after a failed health check shows), and whether
-both orders gave the same verdicts. From the same runs, the phases that hold the evaluator
-(median seconds): a baseline start-up (first baseline measurement's start minus the pulls), one
-baseline measurement (warm-up included), and a challenger start-up (the challenger's phase minus
-one measurement, so start-up plus measurement is exact).
+both orders gave the same verdicts. Where the time went, from the harness's progress callbacks
+and dockerd's start events (:func:`split_time`): start-ups (a fresh container's start to its
+first scored pass, its warm-up's one-time work included), measurements (to the last answer), the
+gate, and the validator's overhead (the rest: pulls, health checks of a kept-up baseline,
+stopping containers, bookkeeping).
 
-The cost model (:func:`cost_rows`, plain data) turns such phases into evaluator minutes and
+The cost model (:func:`cost_rows`, plain data) turns the median phases into evaluator minutes and
 GPU-minutes per challenger for a profile: one round of N takes
-``B0 + N * (C start + C measure + B measure)`` with ``B0`` a baseline start-up and measurement;
-the order before rounds took ``N * (2 B starts + C start + 3 measurements)`` (B and B' each on
-a freshly started baseline). The gate's teacher-forced re-score, pulls and the validator's own
-work are in neither. It is printed for the phases measured here and for ``sn-h200`` with the
-start-up and speed assumptions stated as ``SN_H200_*`` constants.
+``B0 + N * (C start + C measure) + brackets * B measure`` with ``B0`` a baseline start-up and
+measurement and ``ceil(N / challengers_per_baseline)`` brackets (and a baseline start-up per
+bracket where the baseline cannot stay up);
+the old order took ``N * (2 B starts + C start + 3 measurements)``. The gate, pulls and the
+validator's own work are in neither. It is printed for the phases measured here and for
+``sn-h200`` with the start-up and speed assumptions stated as ``SN_H200_*`` constants.
 Prints rich tables and writes JSON under bench/results/.
 """
 
@@ -48,22 +51,22 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import write_result
-from harness.eval import EvalReport, evaluate, evaluate_round
-from harness.measurement import Measurement
+from harness.eval import EvalReport, Progress, evaluate_round
 from harness.profile import Profile, built_image, get_profile
 from harness.runner import LABEL
 
 __all__ = [
     "Phases",
-    "RunTimes",
-    "baseline_starts",
+    "Split",
     "cost_rows",
     "main",
     "measure_seconds",
     "measured_phases",
+    "split_time",
     "old_order_seconds",
     "round_seconds",
     "sn_h200_phases",
+    "ORDERS",
     "SIZES",
     "IMAGES",
     "SN_H200_BASELINE_START_S",
@@ -74,6 +77,7 @@ __all__ = [
 ]
 
 SIZES = (1, 3, 6)
+ORDERS = ("old", "round")  # the reference order first
 IMAGES = ("baseline", "miner-ref", "miner-fast")
 
 # sn-h200 assumptions (Qwen2.5-72B-Instruct in bf16, tensor-parallel over the evaluator's 4 H200):
@@ -108,24 +112,35 @@ class CostRow(msgspec.Struct, frozen=True, kw_only=True):
         return self.old_order_min / self.round_min
 
 
-class RunTimes(msgspec.Struct, frozen=True, kw_only=True):
-    """What the bench saw of one ``evaluate_round`` call (a round of one included)."""
+class Split(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one ``evaluate_round`` call's wall time went, in seconds."""
 
-    started_at: float  # unix seconds, when the call began
-    pull_s: float  # the reports' pull laps: every image, the baseline's included
-    baseline: list[tuple[float, float]]  # (start, end) unix seconds of each baseline measurement
-    challenger_s: list[float]  # the challenger phase of each challenger measured to the end
+    wall_s: float
+    baseline_start_s: list[float]  # each baseline start-up, to its first scored pass
+    challenger_start_s: list[float]  # each challenger's, likewise
+    measure_s: list[float]  # each measurement, to its last answer
+    gate_s: float  # re-scoring on the baseline, the judgement and the score
+
+    @property
+    def overhead_s(self) -> float:
+        """The rest: pulls, health checks, stopping containers, the validator's bookkeeping."""
+        work = sum(self.baseline_start_s) + sum(self.challenger_start_s) + sum(self.measure_s)
+        return self.wall_s - work - self.gate_s
 
 
-def round_seconds(p: Phases, n: int, *, baseline_stays_up: bool = True) -> float:
-    """One round of ``n``: B0 (start-up and measurement), then per challenger C start, C, B.
+def round_seconds(
+    p: Phases, n: int, *, baseline_stays_up: bool = True, challengers_per_baseline: int = 1
+) -> float:
+    """One round of ``n``: B0 (start-up and measurement), then per bracket of
+    ``challengers_per_baseline`` challengers each one's start-up and measurement, then B.
 
     Where the baseline cannot stay up beside a challenger (``Profile.baseline_stays_up``), each
-    B after a challenger pays a baseline start-up again.
+    B after a bracket pays a baseline start-up again.
     """
+    brackets = math.ceil(n / challengers_per_baseline)
     restart = 0.0 if baseline_stays_up else p.baseline_start_s
-    per_challenger = p.challenger_start_s + restart + 2 * p.measure_s
-    return p.baseline_start_s + p.measure_s + n * per_challenger
+    challengers = n * (p.challenger_start_s + p.measure_s)
+    return p.baseline_start_s + p.measure_s + challengers + brackets * (restart + p.measure_s)
 
 
 def old_order_seconds(p: Phases, n: int) -> float:
@@ -138,7 +153,16 @@ def cost_rows(p: Phases, profile: Profile, sizes: Iterable[int]) -> list[CostRow
     rows = []
     for n in sizes:
         old = old_order_seconds(p, n) / 60 / n
-        new = round_seconds(p, n, baseline_stays_up=profile.baseline_stays_up) / 60 / n
+        new = (
+            round_seconds(
+                p,
+                n,
+                baseline_stays_up=profile.baseline_stays_up,
+                challengers_per_baseline=profile.challengers_per_baseline,
+            )
+            / 60
+            / n
+        )
         gpus = profile.evaluator_num_gpus
         rows.append(
             CostRow(
@@ -173,86 +197,114 @@ def sn_h200_phases() -> Phases:
     )
 
 
-def measured_phases(runs: list[RunTimes]) -> Phases:
-    """Median phases over ``runs``; challenger start-up is its phase minus one measurement."""
-    measure = statistics.median(end - start for run in runs for start, end in run.baseline)
-    first = [run.baseline[0][0] - run.started_at - run.pull_s for run in runs if run.baseline]
-    challenger = [c - measure for run in runs for c in run.challenger_s]
+def measured_phases(splits: list[Split]) -> Phases:
+    """Median start-ups and measurement over ``splits``."""
     return Phases(
-        baseline_start_s=statistics.median(first),
-        challenger_start_s=statistics.median(challenger),
-        measure_s=measure,
+        baseline_start_s=statistics.median(t for s in splits for t in s.baseline_start_s),
+        challenger_start_s=statistics.median(t for s in splits for t in s.challenger_start_s),
+        measure_s=statistics.median(t for s in splits for t in s.measure_s),
     )
 
 
-def baseline_starts(container_names: Iterable[str], prefix: str) -> int:
-    """How many of the started sandboxes are baselines of the evals named ``prefix``..."""
-    # Sandboxes are named arena-<eval id>-<role>-<6 hex>; a round names its baseline after its
-    # first eval id.
-    mine = (n for n in container_names if n.startswith(f"arena-{prefix}-"))
-    return sum(1 for n in mine if "-baseline-" in n)
+_MEASURED_PHASES = {"baseline_before": "baseline", "challenger": "challenger",
+                    "baseline_after": "baseline"}  # fmt: skip
 
 
-class _Watch:
-    """Collects one ``evaluate_round`` call's timings through its callbacks."""
+def split_time(
+    timeline: list[tuple[float, Progress]], starts: list[tuple[float, str]], end: float
+) -> Split:
+    """Split a round's wall time, from its progress (``(time, Progress)``, the first at its
+    start) and its sandboxes' starts (``(time, "baseline" | "challenger")``), ending at ``end``.
+
+    Where a sandbox of the phase's role started, the phase's start-up runs to its first scored
+    pass: the boot, the health checks and the warm-up, where a fresh server does its one-time
+    work (vLLM CPU compiles kernels on its first request). Its measurement runs from there to
+    its last answer. On a kept-up server the measurement starts at the warm-up, and what came
+    before it (a health check) is overhead.
+    """
+    baseline, challenger, measured, gate = [], [], [], 0.0
+    phase, role, begun, last = "", "", 0.0, 0.0
+    warm: float | None = None
+    scored: float | None = None
+
+    def close(now: float) -> None:
+        nonlocal gate
+        if phase == "gate":
+            gate += now - begun
+        if warm is None or scored is None:
+            return
+        if any(begun <= at <= warm and who == role for at, who in starts):
+            (baseline if role == "baseline" else challenger).append(scored - begun)
+            measured.append(last - scored)
+        else:
+            measured.append(last - warm)
+
+    for t, p in timeline:
+        if p.concurrency == 0 and p.requests == 0:  # a phase begins
+            close(t)
+            phase, role, begun = p.phase, _MEASURED_PHASES.get(p.phase, ""), t
+            warm = scored = None
+        elif role and warm is None:  # the warm-up's first event
+            warm = t
+        elif role and scored is None and p.concurrency > 0:  # the first scored pass
+            scored = t
+        last = t
+    close(end)
+    return Split(
+        wall_s=end - timeline[0][0],
+        baseline_start_s=baseline,
+        challenger_start_s=challenger,
+        measure_s=measured,
+        gate_s=gate,
+    )
+
+
+class _Timeline:
+    """Timestamps every :class:`Progress` of the calls it watches (``on_progress``)."""
 
     def __init__(self) -> None:
-        self.started_at = time.time()
-        self.measured: dict[int, tuple[float, float]] = {}  # plan slot -> (start, end)
+        self.events: list[tuple[float, Progress]] = []
 
-    def on_baseline(self, _i: int, _phase: str, m: Measurement) -> None:
-        # One measurement is the "after" of one challenger and the "before" of the next: the
-        # first call, right after it ended, times it.
-        self.measured.setdefault(m.slot, (m.started_at, time.time()))
-
-    def times(self, reports: list[EvalReport]) -> RunTimes:
-        return RunTimes(
-            started_at=self.started_at,
-            pull_s=sum(r.seconds.get("pull", 0.0) for r in reports),
-            baseline=list(self.measured.values()),
-            challenger_s=[r.seconds["challenger"] for r in reports if r.baseline_after],
-        )
+    def __call__(self, progress: Progress) -> None:
+        self.events.append((time.time(), progress))
 
 
 def _run(
     client: docker.DockerClient, order: str, images: list[str], seed: str, prefix: str
-) -> tuple[float, list[EvalReport], list[RunTimes]]:
-    """Wall seconds, reports and timings of ``images`` in ``order`` ("round" or "one")."""
-    profile = get_profile("local")
+) -> tuple[list[EvalReport], Split, list[str]]:
+    """Reports, time split and started sandboxes' names of ``images`` in ``order``."""
+    local = get_profile("local")
     ids = [f"{prefix}-{i}" for i in range(len(images))]
-    started = time.monotonic()
-    if order == "round":
-        watch = _Watch()
-        reports = evaluate_round(
-            client, images, profile, seed, eval_ids=ids, on_baseline=watch.on_baseline
-        )
-        runs = [watch.times(reports)]
-    else:
-        reports, runs = [], []
-        for image, eval_id in zip(images, ids, strict=True):
-            watch = _Watch()
-            report = evaluate(
-                client,
-                image,
-                profile,
-                seed,
-                eval_id=eval_id,
-                on_baseline=lambda phase, m, w=watch: w.on_baseline(0, phase, m),
+    # The old order is a round of one per image on a node that cannot keep the baseline up.
+    calls = (
+        [(local, images, ids)]
+        if order == "round"
+        else [
+            (msgspec.structs.replace(local, baseline_stays_up=False), [image], [eval_id])
+            for image, eval_id in zip(images, ids, strict=True)
+        ]
+    )
+    timeline, reports = _Timeline(), []
+    with _SandboxStarts(client) as starts:
+        for profile, batch, batch_ids in calls:
+            reports += evaluate_round(
+                client, batch, profile, seed, eval_ids=batch_ids, on_progress=timeline
             )
-            reports.append(report)
-            runs.append(watch.times([report]))
-    return time.monotonic() - started, reports, runs
+        end = time.time()
+    mine = [(t, n) for t, n in starts.started if n.startswith(f"arena-{prefix}-")]
+    roles = [(t, "baseline" if "-baseline-" in n else "challenger") for t, n in mine]
+    return reports, split_time(timeline.events, roles, end), [n for _, n in mine]
 
 
 class _SandboxStarts(contextlib.AbstractContextManager["_SandboxStarts"]):
-    """Names of the sandboxes started while it is open, read from dockerd's live event stream.
+    """When and which sandboxes started while it is open, from dockerd's live event stream.
 
     Live, not queried afterwards: dockerd keeps only its last 256 events, and a long round on a
     busy engine outlives them.
     """
 
     def __init__(self, client: docker.DockerClient) -> None:
-        self.names: list[str] = []
+        self.started: list[tuple[float, str]] = []
         self._stream = client.events(
             filters={"type": "container", "event": "start", "label": LABEL}, decode=True
         )
@@ -262,7 +314,8 @@ class _SandboxStarts(contextlib.AbstractContextManager["_SandboxStarts"]):
     def _read(self) -> None:
         with contextlib.suppress(Exception):  # the stream ends in an error when closed
             for event in self._stream:
-                self.names.append(event["Actor"]["Attributes"].get("name", ""))
+                name = event["Actor"]["Attributes"].get("name", "")
+                self.started.append((event["timeNano"] / 1e9, name))
 
     def __exit__(self, *exc_info: object) -> None:
         self._stream.close()
@@ -289,64 +342,70 @@ def main() -> int:
     )
     options = parser.parse_args()
     seed = options.seed or "0x" + secrets.token_hex(32)
-    console = Console()
+    console = Console(width=max(Console().width, 110))  # the table's 11 columns, in a log too
     client = docker.from_env()
     tag = f"bench{os.getpid()}"
     pool = [built_image(IMAGES[i % len(IMAGES)]) for i in range(max(options.sizes))]
 
-    sizes, all_runs = [], []
+    sizes, splits = [], []
     for n in options.sizes:
         by_order = {}
-        for order in ("round", "one"):
-            prefix = f"{tag}-{order}{n}"
-            console.print(
-                f"{n} challenger(s), {'one round' if order == 'round' else 'rounds of one'}"
-            )
-            with _SandboxStarts(client) as starts:
-                wall, reports, runs = _run(client, order, pool[:n], seed, prefix)
-            names = starts.names
-            all_runs += runs
+        for order in ORDERS:
+            console.print(f"{n} challenger(s), {'one round' if order == 'round' else 'old order'}")
+            reports, split, started = _run(client, order, pool[:n], seed, f"{tag}-{order}{n}")
+            splits.append(split)
             by_order[order] = {
-                "wall_s": wall,
-                "per_challenger_s": wall / n,
-                "baseline_starts": baseline_starts(names, prefix),
+                "wall_s": split.wall_s,
+                "per_challenger_s": split.wall_s / n,
+                "baseline_starts": sum(1 for name in started if "-baseline-" in name),
+                "split": {**msgspec.to_builtins(split), "overhead_s": split.overhead_s},
                 "verdicts": [r.verdict for r in reports],
                 "reasons": [r.reason for r in reports],
                 "scores": [r.score for r in reports],
-                "seconds": [r.seconds for r in reports],
             }
         sizes.append({"challengers": n, "images": pool[:n], **by_order})
 
-    table = Table(title=f"evaluator time per challenger, profile local, seed {seed[:18]}...")
+    table = Table(
+        title=f"evaluator seconds, profile local, seed {seed[:18]}...",
+        caption="start-ups to gate: seconds per challenger; B starts: baseline start-ups",
+    )
     for column in (
-        "challengers",
-        "round s",
-        "round s/ch",
-        "round B starts",
-        "rounds of one s",
-        "rounds of one s/ch",
-        "rounds of one B starts",
+        "N",
+        "order",
+        "wall",
+        "per ch",
+        "B starts",
+        "start-ups",
+        "measuring",
+        "gate",
+        "overhead",
         "speed-up",
-        "same verdicts",
+        "verdicts",
     ):
         table.add_column(column, justify="right")
     for size in sizes:
-        new, old = size["round"], size["one"]
-        table.add_row(
-            str(size["challengers"]),
-            f"{new['wall_s']:.0f}",
-            f"{new['per_challenger_s']:.0f}",
-            str(new["baseline_starts"]),
-            f"{old['wall_s']:.0f}",
-            f"{old['per_challenger_s']:.0f}",
-            str(old["baseline_starts"]),
-            f"{old['wall_s'] / new['wall_s']:.2f}x",
-            "yes" if new["verdicts"] == old["verdicts"] else "NO",
-        )
+        n, old = size["challengers"], size["old"]
+        for order in ORDERS:
+            run = size[order]
+            part = run["split"]
+            starts = sum(part["baseline_start_s"]) + sum(part["challenger_start_s"])
+            table.add_row(
+                str(n),
+                order,
+                f"{run['wall_s']:.0f}",
+                f"{run['per_challenger_s']:.0f}",
+                str(run["baseline_starts"]),
+                f"{starts / n:.0f}",
+                f"{sum(part['measure_s']) / n:.0f}",
+                f"{part['gate_s'] / n:.1f}",
+                f"{part['overhead_s'] / n:.1f}",
+                f"{old['wall_s'] / run['wall_s']:.2f}x",
+                "same" if run["verdicts"] == old["verdicts"] else "DIFFER",
+            )
     console.print(table)
 
     local, h200, h200x8 = (get_profile(n) for n in ("local", "sn-h200", "sn-h200x8"))
-    phases = measured_phases(all_runs)
+    phases = measured_phases(splits)
     local_rows = cost_rows(phases, local, SIZES)
     h200_phases = sn_h200_phases()
     h200_rows = cost_rows(h200_phases, h200, SIZES)
