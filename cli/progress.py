@@ -91,11 +91,15 @@ def describe_running(events: Sequence[Event], who: Callable[[str], str] = lambda
     if not open_ids:
         waiting = len(set(queued) - finished)
         return f"{waiting} evaluations queued" if waiting else "no evaluation running"
-    eval_id = open_ids[0]
-    phases = [e.phase for e in events if isinstance(e, BaselineMeasured) and e.eval_id == eval_id]
-    doing = {
-        0: "pulling images, measuring the baseline",
-        1: "starting and measuring the challenger",
-    }.get(len(phases), "gate and score")
+    logged = {(e.eval_id, e.phase) for e in events if isinstance(e, BaselineMeasured)}
+    # A bracket's challengers are measured in turn, then gated together after its baseline.
+    gating = [i for i in open_ids if (i, "after") in logged]
+    measuring = [i for i in open_ids if (i, "before") in logged]
+    if gating:
+        eval_id, doing = gating[0], "gate and score"
+    elif measuring:
+        eval_id, doing = measuring[-1], "starting and measuring the challenger"
+    else:
+        eval_id, doing = open_ids[0], "pulling images, measuring the baseline"
     name = who(queued[eval_id].hotkey) if eval_id in queued else eval_id
     return f"eval {eval_id} of {name} ({len(open_ids)} open in the round): {doing}"

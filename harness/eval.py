@@ -4,21 +4,23 @@
     python -m harness.eval --image ... --profile sn-h200 --dry-run     # the container specs only
 
 One *round* judges any number of challengers against one baseline container kept up for the
-whole round, each challenger bracketed by two baseline measurements:
+whole round, each challenger bracketed by two baseline measurements, with the profile's
+``challengers_per_baseline`` (here 2) measured in a row between them:
 
-    B0, C1, B1, C2, B2, ...        (Ck is scored against Bk-1 and Bk; noise is Bk-1 vs Bk)
+    B0, C1, C2, B1, C3, C4, B2, ...  (C1 and C2 are scored against B0 and B1; noise is B0 vs B1)
 
 1. the baseline and every challenger are checked against their registry manifests and pulled by
    digest, all before the first measurement;
 2. the baseline starts (and is started again if its health fails between measurements, or
-   after each challenger where the node has no GPUs to keep it up beside one);
-3. each challenger in turn: up -> measured -> down; then the baseline is measured again, and the
-   challenger's tokens are re-scored on it by teacher forcing (the gate); score from the two
-   baseline measurements around it. Its noise is the largest of the profile's floor and what
-   any baseline measurement of the round so far earned against the next.
+   before each baseline measurement where the node has no GPUs to keep it up beside a
+   challenger);
+3. the challengers of a bracket in turn: up -> measured -> down; then the baseline is measured
+   again, and each challenger's tokens are re-scored on it by teacher forcing (the gate); score
+   from the two baseline measurements around it. Its noise is the largest of the profile's
+   floor and what any baseline measurement of the round so far earned against the next.
 
 Every measurement has its own prompt plan (``harness.plan``): a challenger shares its plan with
-the baseline measurement just before it, so the gate pairs answers to the same prompts, and no
+the baseline measurement before it, so the gate pairs answers to the same prompts, and no
 server is ever sent the same request twice. Both arms get the same warm-up, whose first request
 is the probe: a broken server fails in seconds.
 
@@ -296,8 +298,9 @@ def evaluate_round(
 
     Returns one report per image, in order. ``on_baseline(i, phase, measurement)`` is called
     with each baseline measurement taken for image ``i`` ("before", "after"; one measurement
-    is the "after" of one image and the "before" of the next); ``on_report(i, report)`` as
-    soon as image ``i`` is judged; ``on_progress`` with each :class:`Progress`.
+    is the "after" of one bracket's images and the "before" of the next bracket's);
+    ``on_report(i, report)`` as soon as image ``i`` is judged; ``on_progress`` with each
+    :class:`Progress`.
     ``keep_evidence(evidence)`` stores what image ``i`` was judged on (harness.evidence) just
     before its ``on_report``, and returns the files' sha256s for ``EvalReport.evidence``. Never
     raises for a challenger's faults.
@@ -356,11 +359,13 @@ def evaluate_round(
 
     baseline = _Baseline(client, baseline_id, profile, f"{ids[0]}-baseline", progress)
     slot, before = 0, None
+    # Measured challengers waiting for the baseline measurement after them.
+    waiting: list[int] = []
     # The largest score one baseline measurement of this round earned against the next: every
     # later challenger's noise is at least this (harness.score.score says why).
     round_noise = profile.noise_floor
     try:
-        for i, image_id in pulled:
+        for n, (i, image_id) in enumerate(pulled):
             report = reports[i]
             plan = plan_measurement(seed, slot, profile)
             if before is None:
@@ -384,24 +389,29 @@ def evaluate_round(
                 report.logs["challenger"] = exc.logs
                 lap(report, "challenger")
                 done(i)
-                continue
-            report.metrics = flat_metrics(challenger)
-            evidence[i].measurements["challenger"] = challenger
-            lap(report, "challenger")
+            else:
+                report.metrics = flat_metrics(challenger)
+                evidence[i].measurements["challenger"] = challenger
+                lap(report, "challenger")
+                waiting.append(i)
+            last = n == len(pulled) - 1
+            if not waiting or (len(waiting) < profile.challengers_per_baseline and not last):
+                continue  # the next challenger shares this plan and this bracket
             slot += 1
             progress.phase(i, "baseline_after")
             after = baseline.measure(plan_measurement(seed, slot, profile))
-            report.baseline_after = flat_metrics(after)
-            evidence[i].measurements["baseline_after"] = after
-            if on_baseline:
-                on_baseline(i, "after", after)
             round_noise = max(round_noise, score.pair_noise(before, after))
-            progress.phase(i, "gate")
-            evidence[i].noise_floor = round_noise
-            _judge(report, evidence[i], baseline, profile)
-            lap(report, "baseline_after_and_gate")
-            done(i)
-            before = after
+            for j in waiting:
+                reports[j].baseline_after = flat_metrics(after)
+                evidence[j].measurements["baseline_after"] = after
+                if on_baseline:
+                    on_baseline(j, "after", after)
+                progress.phase(j, "gate")
+                evidence[j].noise_floor = round_noise
+                _judge(reports[j], evidence[j], baseline, profile)
+                lap(reports[j], "baseline_after_and_gate")
+                done(j)
+            waiting, before = [], after
     except _BaselineFailed as exc:
         for i, _ in pulled:
             if not reports[i].reason:

@@ -83,8 +83,20 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     # evaluator holds GPUs for both (8 for two 4-GPU engines) or needs none. Otherwise it is
     # stopped while each challenger runs and started again to be measured after it.
     baseline_stays_up: bool = True
+    # How many challengers are measured in a row between two baseline measurements: each is
+    # still bracketed by one before and one after it (B0, C1, C2, B1, C3, C4, B2, ... for two).
+    # More split the baseline's share of a round, on a 4xH200 node a 72B start-up and a
+    # 30-minute measurement per bracket, among more challengers. Drift over a longer bracket
+    # cannot crown anyone: it shows as noise between the bracket's two baseline measurements,
+    # which a crown must beat; it can only hide a real gain smaller than it.
+    challengers_per_baseline: int = 1
 
     def __post_init__(self) -> None:
+        if self.challengers_per_baseline < 1:
+            raise ValueError(
+                f"profile {self.name}: challengers_per_baseline must be at least 1, "
+                f"not {self.challengers_per_baseline}"
+            )
         if self.baseline_stays_up and self.evaluator_num_gpus < 2 * self.gpus_per_container:
             raise ValueError(
                 f"profile {self.name}: a baseline kept up beside a challenger needs "
@@ -141,6 +153,9 @@ def _local() -> Profile:
         # adds one or two (weights), so 100 opens no round a demo or test did not ask for; a
         # test that wants one jumps the chain (chain.localnet.jump_blocks).
         remeasure_every_blocks=100,
+        # A baseline measurement takes seconds here: two a bracket keep several noise pairs per
+        # round and put a bracket of several challengers through every test on real parts.
+        challengers_per_baseline=2,
         # bench/integrity on this 2-core VM: the A/A challenger scored up to NOISE_A_A against
         # a B/B' noise of ...; the honest fast miner scores ~1.4-3.2.
         noise_floor=0.3,
@@ -216,6 +231,10 @@ def _sn_h200() -> Profile:
         server_cpuset="",  # a GPU node has cores to spare for the client
         shm_size="64g",
         baseline_stays_up=False,  # four GPUs hold one 72B engine at a time
+        # A whole default round (challengers_per_round, 4) in one bracket: the baseline's share
+        # of a challenger is a 72B start-up and a 30-minute measurement split four ways, and
+        # a fifth bracket member would save under a tenth more (bench.round's cost model).
+        challengers_per_baseline=4,
         # 1800 blocks of 12 s: a king that won on luck or on one prompt set holds the emission
         # for at most about 6 hours, and a re-measurement (an hour of the 4xH200 node) costs
         # a sixth of the node's time when no challenger comes.

@@ -70,6 +70,21 @@ def test_the_status_line_follows_the_running_eval(tmp_path: Path) -> None:
     )
 
 
+def test_the_status_line_follows_a_bracket_of_two(tmp_path: Path) -> None:
+    run = LocalSubnetRun(tmp_path)
+    run.hotkeys = {"reference": "5Ref", "cheater": "5Cheat"}
+    events: list = [_queued("e1", "5Ref"), _queued("e2", "5Cheat")]
+    events += [EvalStarted(eval_id=e, attempt=1, worker="w") for e in ("e1", "e2")]
+    events.append(BaselineMeasured(eval_id="e1", phase="before", metrics={}))
+    # e1 is measured and waits for the bracket's baseline; e2 shares its "before".
+    events.append(BaselineMeasured(eval_id="e2", phase="before", metrics={}))
+    assert run.running(events).endswith(
+        "e2 of cheater (2 open in the round): starting and measuring the challenger"
+    )
+    events += [BaselineMeasured(eval_id=e, phase="after", metrics={}) for e in ("e1", "e2")]
+    assert run.running(events).endswith("e1 of reference (2 open in the round): gate and score")
+
+
 def test_ray_serve_and_python_log_lines_go_to_the_runs_file(tmp_path: Path) -> None:
     # In a subprocess: keep_logs rewires this process's loggers for good.
     script = (

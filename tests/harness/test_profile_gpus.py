@@ -39,3 +39,8 @@ def test_without_ray_the_node_numbers_its_gpus(monkeypatch: pytest.MonkeyPatch) 
     assert gpu_requests(0) == []
     assert gpu_requests(4, 0)[0].count == 4  # any four: nothing else runs beside it
     assert gpu_requests(4, 4)[0].device_ids == ["4", "5", "6", "7"]
+
+
+def test_a_bracket_holds_at_least_one_challenger() -> None:
+    with pytest.raises(ValueError, match="challengers_per_baseline must be at least 1"):
+        msgspec.structs.replace(get_profile("local"), challengers_per_baseline=0)

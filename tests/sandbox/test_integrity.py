@@ -12,7 +12,8 @@ noise and never be crowned. Each cheat ends with its own outcome:
 - ``adv-organic`` is honest with requests that look like the validator's, so it passes here:
   the gateway's organic checks are what catch it (tests/serve).
 
-Real vLLM CPU containers: one baseline, then each challenger in turn.
+Real vLLM CPU containers: one baseline, then each challenger in turn, the local profile's
+``challengers_per_baseline`` between two baseline measurements.
 """
 
 from __future__ import annotations
@@ -108,14 +109,28 @@ def test_the_fast_miner_is_crowned_over_no_king(integrity_round: dict[str, EvalR
     ), f"score {report.score:.4f}, noise {report.noise:.4f}"
 
 
-def test_the_round_measured_the_baseline_once_between_challengers(
-    integrity_round: dict[str, EvalReport],
+def test_every_challenger_is_bracketed_by_two_baseline_measurements(
+    integrity_round: dict[str, EvalReport], sandbox_profile: Profile
 ) -> None:
-    """Each challenger that was measured is bracketed: its "after" is the next one's "before"."""
+    """challengers_per_baseline share a bracket; its "after" is the next bracket's "before"."""
     measured = [r for r in integrity_round.values() if r.baseline_after]
-    assert len(measured) >= len(HONEST)
-    for earlier, later in zip(measured, measured[1:], strict=False):
-        assert later.baseline_before == earlier.baseline_after
+    assert len(measured) == len(integrity_round)  # every image here gets as far as the gate
+    brackets: list[list[EvalReport]] = []
+    for report in measured:
+        if brackets and report.baseline_before == brackets[-1][0].baseline_before:
+            brackets[-1].append(report)
+        else:
+            brackets.append([report])
+    per = sandbox_profile.challengers_per_baseline
+    assert per > 1, "the shipped local profile measures several challengers per bracket"
+    assert [len(b) for b in brackets] == [
+        min(per, len(measured) - k) for k in range(0, len(measured), per)
+    ]
+    for bracket in brackets:
+        assert all(r.baseline_after == bracket[0].baseline_after for r in bracket)
+        assert bracket[0].baseline_after != bracket[0].baseline_before
+    for earlier, later in zip(brackets, brackets[1:], strict=False):
+        assert later[0].baseline_before == earlier[0].baseline_after
 
 
 def test_progress_follows_every_phase_and_every_pass(
@@ -130,10 +145,19 @@ def test_progress_follows_every_phase_and_every_pass(
         if p.requests:
             sent = passes.setdefault((p.image, p.phase), {})
             sent[p.concurrency, p.pass_index] = (p.done, p.requests)
-    measured = ["challenger", "baseline_after", "gate", "done"]
+    # The last challenger of each bracket (and of the round) waits for the baseline's "after".
+    per, images = sandbox_profile.challengers_per_baseline, len(integrity_round)
+    closes = {i for i in range(images) if i % per == per - 1 or i == images - 1}
     assert phases == {
-        i: ["pull", *(["baseline_before"] if i == 0 else []), *measured]
-        for i in range(len(integrity_round))
+        i: [
+            "pull",
+            *(["baseline_before"] if i == 0 else []),
+            "challenger",
+            *(["baseline_after"] if i in closes else []),
+            "gate",
+            "done",
+        ]
+        for i in range(images)
     }
     levels = [(0, 0)] + [
         (c, n) for c in sandbox_profile.concurrency_levels for n in range(sandbox_profile.passes)
