@@ -11,8 +11,9 @@ miner-fast, repeated to make 6: repeats are fine for timing), with the same seed
   old order      one eval per image, each B, C, B' with the baseline started for B and again
                  for B' (what the validator ran before rounds: ``harness.eval.evaluate_round``
                  per image on the profile with ``baseline_stays_up`` off, which is the flag)
-  one round      ``harness.eval.evaluate_round`` over all N: B0, C1, B1, C2, B2, ... with the
-                 baseline started once and kept up (what the validator runs now)
+  one round      ``harness.eval.evaluate_round`` over all N: B0, C1, C2, B1, ... (the profile's
+                 ``challengers_per_baseline`` to a bracket) with the baseline started once and
+                 kept up (what the validator runs now)
 
 Per size and order: wall time, wall time per challenger, baseline start-ups (counted from
 dockerd's container start events, so a restart after a failed health check shows), and whether
