@@ -186,7 +186,11 @@ class Dashboard:
         try:
             return read_evidence(folder, page.eval_id, page.evidence), ""
         except (EvidenceError, ValueError) as exc:
-            return None, f"the evidence cannot be shown: {exc}"
+            # The page is public: name the files, not where this machine keeps them.
+            return (
+                None,
+                f"the evidence cannot be shown: {str(exc).replace(str(folder), EVIDENCE_DIR)}",
+            )
 
     def _keep(self, eval_id: str, entry: tuple[EvidencePart | None, str, str | None]) -> None:
         with self._lock:

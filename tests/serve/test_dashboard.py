@@ -24,7 +24,7 @@ from events.types import (
     RoundDecided,
     RoundOpened,
 )
-from harness.evidence import Evidence
+from harness.evidence import EVIDENCE_DIR, Evidence
 from serve_apps.dashboard import dashboard_app
 from serve_apps.dashboard_pages import (
     CrownChange,
@@ -309,6 +309,9 @@ def test_altered_evidence_is_reported_not_shown(synthetic: SyntheticRun, tmp_pat
         html = client.get(f"{BASE}/eval/{run.CROWNING_EVAL}").text
     assert data["kept"] is None and "was altered after the evaluation" in data["evidence_note"]
     assert "was altered after the evaluation" in html
+    # Public pages name the file, not where this machine keeps it.
+    assert str(tmp_path) not in data["evidence_note"] and str(tmp_path) not in html
+    assert f"{EVIDENCE_DIR}/{run.CROWNING_EVAL}.logs.parquet" in data["evidence_note"]
     assert html.count("<svg") == 4  # the per-level plots come from the log's events
 
 
