@@ -74,7 +74,10 @@ def test_gpu_minutes_scale_with_the_gpus_the_evaluator_holds() -> None:
     assert wide.round_gpu_min == pytest.approx(8 * wide_s / 60 / 3)
     (local,) = cost_rows(P, get_profile("local"), (3,))
     assert local.round_gpu_min == 0.0  # a CPU evaluation slot holds no GPU
-    assert local.round_min == wide.round_min
+    local_s = round_seconds(
+        P, 3, challengers_per_baseline=get_profile("local").challengers_per_baseline
+    )
+    assert local.round_min == pytest.approx(local_s / 60 / 3)
 
 
 def test_a_measurement_is_its_warm_up_and_waves_of_requests() -> None:
