@@ -5,7 +5,7 @@
 
 One *round* judges any number of challengers against one baseline container kept up for the
 whole round, each challenger bracketed by two baseline measurements, with the profile's
-``challengers_per_baseline`` (here 2) measured in a row between them:
+``challengers_per_baseline`` measured in a row between them (two in this picture):
 
     B0, C1, C2, B1, C3, C4, B2, ...  (C1 and C2 are scored against B0 and B1; noise is B0 vs B1)
 
